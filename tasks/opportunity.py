@@ -1,0 +1,165 @@
+"""Thin Celery tasks: bind log context, run a use case, retry or dead-letter.
+
+Business rules live in :mod:`worker`; these functions only decide what a
+raised error means for the message.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import structlog
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from worker.backoff import Backoff
+from worker.celery_app import CREATE_TASK, SWEEP_TASK, VERIFY_TASK, app
+from worker.errors import (
+    CapsuleUnauthorized,
+    LeaseHeld,
+    PermanentError,
+    RateLimited,
+    RetriesExhausted,
+    TransientError,
+    WorkerLost,
+)
+from worker.runtime import Runtime, runtime
+from worker.sweep import sweep_stuck_jobs
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+#: Wait before retrying after the token was refused, in seconds.
+UNAUTHORIZED_WAIT_S = 60.0
+
+
+@app.task(name=CREATE_TASK, bind=True, max_retries=None)
+def create_opportunity(self: Task[Any, Any], job_key: str) -> None:
+    """Create the job's opportunity once, then schedule its verification."""
+    rt = runtime()
+    holder = f"{socket.gethostname()}:{os.getpid()}:{self.request.id}"
+    with _job_context(job_key, "create", self.request.retries):
+        outcome = _guard(self, rt, job_key, lambda: rt.creation.run(job_key, holder))
+        if outcome is None or outcome.opportunity_id is None:
+            return
+        if outcome.via in ("posted", "adopted"):
+            log.info(
+                "opportunity_created",
+                opportunity_id=outcome.opportunity_id,
+                via=outcome.via,
+            )
+        verify_opportunity.apply_async(
+            (job_key, outcome.opportunity_id), countdown=rt.settings.verify_delay_s
+        )
+
+
+@app.task(name=VERIFY_TASK, bind=True, max_retries=None)
+def verify_opportunity(self: Task[Any, Any], job_key: str, opportunity_id: int) -> None:
+    """Check owner and team of the job's opportunity; repair both if needed."""
+    rt = runtime()
+    with _job_context(job_key, "verify", self.request.retries):
+        structlog.contextvars.bind_contextvars(opportunity_id=opportunity_id)
+        final = _guard(
+            self, rt, job_key, lambda: _verify(self, rt, job_key, opportunity_id)
+        )
+        if final == "repaired":
+            log.info("owner_team_repaired")
+        elif final == "verified":
+            log.info("opportunity_verified")
+
+
+@app.task(name=SWEEP_TASK)
+def sweep() -> None:
+    """Re-send work for jobs that lost their message (run by Celery beat)."""
+    rt = runtime()
+    resent = sweep_stuck_jobs(rt, create_opportunity, verify_opportunity)
+    if resent:
+        log.info("stuck_jobs_resent", count=resent)
+
+
+def _verify(
+    task: Task[Any, Any], rt: Runtime, key: str, opportunity_id: int
+) -> str | None:
+    if task.request.retries >= rt.settings.max_attempts:
+        raise RetriesExhausted(
+            f"opportunity {opportunity_id} exists, but its owner and team could not "
+            f"be verified after {task.request.retries} attempts"
+        )
+    return rt.verification.run(key, opportunity_id)
+
+
+def _guard(
+    task: Task[Any, Any], rt: Runtime, key: str, step: Callable[[], T]
+) -> T | None:
+    """Run ``step``; turn transient errors into retries and permanent ones
+    into exactly one dead letter. Counts runs lost with their worker."""
+    unfinished = rt.ledger.begin_run(key)
+    try:
+        if unfinished - 1 >= rt.settings.max_worker_losses:
+            raise WorkerLost(
+                f"worker lost {unfinished - 1} times while running this job"
+            )
+        return step()
+    except TransientError as exc:
+        wait_s = _retry_wait_s(rt, exc, task.request.retries)
+        log.info(
+            "job_retry_scheduled",
+            error=str(exc),
+            error_class=type(exc).__name__,
+            wait_s=round(wait_s, 2),
+        )
+        raise task.retry(countdown=wait_s, max_retries=None) from None
+    except PermanentError as exc:
+        _dead_letter(rt, key, exc.reason, str(exc), getattr(exc, "status_code", None))
+        return None
+    except SoftTimeLimitExceeded:
+        log.warning("job_step_timed_out")
+        raise task.retry(
+            countdown=rt.settings.backoff_min_s, max_retries=None
+        ) from None
+    except Exception as exc:
+        # The boundary: no payload and no Capsule answer may crash a worker.
+        log.error("job_step_crashed", exc_info=True)
+        _dead_letter(rt, key, "internal", f"{type(exc).__name__}: {exc}", None)
+        return None
+    finally:
+        rt.ledger.end_run(key)
+
+
+def _dead_letter(
+    rt: Runtime, key: str, reason: str, message: str, status: int | None
+) -> None:
+    if rt.ledger.kill(key, reason, message, status_code=status):
+        log.warning(
+            "job_dead_lettered", reason=reason, error=message, status_code=status
+        )
+
+
+def _retry_wait_s(rt: Runtime, exc: TransientError, retries: int) -> float:
+    """Return the countdown for a retry, capped below the visibility timeout."""
+    settings = rt.settings
+    if isinstance(exc, RateLimited | LeaseHeld) and exc.wait_s is not None:
+        wait_s = exc.wait_s + 0.5
+    elif isinstance(exc, CapsuleUnauthorized):
+        wait_s = UNAUTHORIZED_WAIT_S
+    else:
+        backoff = Backoff(
+            settings.backoff_min_s, settings.backoff_factor, settings.backoff_max_s
+        )
+        wait_s = backoff.delay_s(retries + 1)
+    return min(wait_s, settings.max_countdown_s)
+
+
+@contextmanager
+def _job_context(key: str, step: str, retries: int) -> Iterator[None]:
+    """Bind job fields to every log line of a task, and clear them after."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(job_key=key, step=step, retry=retries)
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()

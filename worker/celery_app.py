@@ -1,0 +1,101 @@
+"""The Celery application: JSON only, late acks, prefetch 1, bounded waits.
+
+Start a worker the usual way::
+
+    celery -A worker worker --loglevel INFO
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import structlog
+from celery import Celery, signals
+
+from worker.connections import connect_redis, eviction_risk, redacted
+from worker.logs import configure_logging
+from worker.runtime import reset_runtime
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+#: Wire names of the tasks; producers send these, so they never change.
+CREATE_TASK = "oppsync.create_opportunity"
+VERIFY_TASK = "oppsync.verify_opportunity"
+SWEEP_TASK = "oppsync.sweep"
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """Return a Celery app configured from ``settings`` (default: env)."""
+    settings = settings or Settings.from_env()
+    app = Celery("oppsync", include=["tasks.opportunity"])
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Return the Celery settings oppsync relies on, with their reasons."""
+    config: dict[str, Any] = {
+        "broker_url": settings.redis_url,
+        # A prefix keeps separate deployments (and the demo) apart in one Redis.
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            "global_keyprefix": f"{settings.key_prefix}:celery:",
+        },
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": settings.key_prefix,
+        # JSON only: pickle would run code from whoever can write to Redis.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        # The ledger holds every outcome; Celery results would only fill Redis.
+        "task_ignore_result": True,
+        "result_backend": None,
+        # Redelivery instead of loss when a worker dies mid-task.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": settings.task_time_limit_s,
+        "task_soft_time_limit": max(settings.task_time_limit_s - 10, 1),
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "beat_schedule": {
+            "oppsync-sweep": {"task": SWEEP_TASK, "schedule": 60.0},
+        },
+    }
+    if settings.redis_url.startswith("rediss://"):
+        config["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return config
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@signals.worker_init.connect
+def _check_worker(**_: Any) -> None:
+    """Refuse to start on unsafe bounds; warn about risky Redis settings."""
+    settings = Settings.from_env()
+    settings.check_broker_bounds()
+    settings.require_token()
+    warning = eviction_risk(connect_redis(settings.redis_url))
+    if warning:
+        log.warning("redis_eviction_risk", detail=warning)
+    log.info(
+        "worker_configured",
+        redis_url=redacted(settings.redis_url),
+        capsule_api_url=settings.capsule_api_url,
+        key_prefix=settings.key_prefix,
+        marker_field=settings.capsule_job_key_field or None,
+    )
+
+
+@signals.worker_process_init.connect
+def _fresh_process(**_: Any) -> None:
+    reset_runtime()
+
+
+app = create_app()

@@ -1,0 +1,188 @@
+"""The ``oppsync`` command line.
+
+Exit codes: 0 success; 1 the command ran but something was refused, timed
+out or is missing; 2 it could not run at all (bad settings, Redis down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import redis
+
+from worker.connections import connect_redis, redacted
+from worker.errors import ConfigurationError
+from worker.ledger import STATES, Ledger
+from worker.logs import configure_logging
+from worker.producer import EnqueueReport, Producer, read_jobs
+from worker.settings import Settings
+
+#: Seconds between polls of ``oppsync wait``.
+WAIT_POLL_S = 0.5
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging("WARNING", settings.log_format)
+    try:
+        code: int = args.handler(args, settings)
+    except ConfigurationError as exc:
+        print(f"oppsync: {exc}", file=sys.stderr)
+        return 2
+    except redis.ConnectionError as exc:
+        print(
+            f"oppsync: cannot reach Redis at {redacted(settings.redis_url)} ({exc}). "
+            "Start Redis (for example `redis-server`) or point REDIS_URL at one.",
+            file=sys.stderr,
+        )
+        return 2
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="oppsync", description=__doc__.splitlines()[0]
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    enqueue = commands.add_parser("enqueue", help="validate and enqueue jobs")
+    enqueue.add_argument(
+        "file", nargs="?", default="-", help="JSON Lines or array; - is stdin"
+    )
+    enqueue.set_defaults(handler=cmd_enqueue)
+
+    status = commands.add_parser("status", help="show one job's state")
+    status.add_argument("key")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=cmd_status)
+
+    wait = commands.add_parser("wait", help="block until every job is finished")
+    wait.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    wait.set_defaults(handler=cmd_wait)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="run the Capsule simulator (--help for its options)",
+        add_help=False,
+    )
+    simulate.add_argument("simulator_args", nargs=argparse.REMAINDER)
+    simulate.set_defaults(handler=cmd_simulate)
+
+    demo = commands.add_parser(
+        "demo", help="run the whole pipeline on the bundled data"
+    )
+    demo.add_argument(
+        "--limit", type=int, default=None, help="simulator requests per window"
+    )
+    demo.add_argument("--window-s", type=float, default=None, help="simulator window")
+    demo.add_argument("--concurrency", type=int, default=None, help="worker threads")
+    demo.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
+    """Enqueue jobs from a file or stdin; exit 1 when any was refused."""
+    from worker.celery_app import create_app
+
+    client = connect_redis(settings.redis_url)
+    client.ping()
+    producer = Producer(
+        Ledger(client, settings.key_prefix), create_app(settings), settings.key_prefix
+    )
+    if args.file == "-":
+        report = producer.submit_all(read_jobs(sys.stdin))
+    else:
+        with Path(args.file).open(encoding="utf-8") as handle:
+            report = producer.submit_all(read_jobs(handle))
+    print_report(report, sys.stdout)
+    return 1 if report.refusals else 0
+
+
+def print_report(report: EnqueueReport, out: TextIO) -> None:
+    """Print each refusal, then the summary line."""
+    for refusal in report.refusals:
+        print(f"line {refusal.position}: {refusal.field}: {refusal.message}", file=out)
+    print(
+        f"enqueued {report.enqueued}, duplicates {report.duplicates}, "
+        f"refused {report.refused}",
+        file=out,
+    )
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a job's state; exit 1 for an unknown key."""
+    record = Ledger(connect_redis(settings.redis_url), settings.key_prefix).get(
+        args.key
+    )
+    if record is None:
+        print(f"oppsync: no job with key {args.key!r}", file=sys.stderr)
+        return 1
+    status = record.as_status()
+    if args.json:
+        print(json.dumps(status))
+    else:
+        for name, value in status.items():
+            print(f"{name:14} {'' if value is None else value}")
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace, settings: Settings) -> int:
+    """Wait until no job is unfinished; exit 1 on timeout."""
+    ledger = Ledger(connect_redis(settings.redis_url), settings.key_prefix)
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    while ledger.active_count() > 0:
+        if deadline is not None and time.monotonic() > deadline:
+            print_counts(ledger.state_counts(), sys.stdout)
+            print(
+                f"oppsync: {ledger.active_count()} jobs still unfinished",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(WAIT_POLL_S)
+    print_counts(ledger.state_counts(), sys.stdout)
+    return 0
+
+
+def print_counts(counts: dict[str, int], out: TextIO) -> None:
+    """Print the number of jobs in each state, in pipeline order."""
+    for state in STATES:
+        print(f"{state:10} {counts.get(state, 0)}", file=out)
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the simulator until interrupted (bundled data set by default)."""
+    from worker.dataset import DATA_DIR
+    from worker.simulator.__main__ import main as simulator_main
+
+    argv = list(args.simulator_args)
+    if not {"--seed", "--dataset", "-h", "--help"} & set(argv):
+        argv += ["--dataset", str(DATA_DIR)]
+    return simulator_main(argv)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the demo; see :mod:`worker.demo`."""
+    from worker.demo import DemoOptions, run_demo
+
+    options = DemoOptions(timeout_s=args.timeout)
+    if args.limit is not None:
+        options.limit = args.limit
+    if args.window_s is not None:
+        options.window_s = args.window_s
+    if args.concurrency is not None:
+        options.concurrency = args.concurrency
+    return run_demo(settings, options, sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The one reader of the process environment.
+
+Every tunable of oppsync is a field of :class:`Settings`, read once by
+:meth:`Settings.from_env` and frozen afterwards. Nothing else in the code base
+looks at ``os.environ``; pass a ``Settings`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from worker.errors import ConfigurationError
+
+#: Capsule's public v2 base URL.
+CAPSULE_DEFAULT_URL = "https://api.capsulecrm.com/api/v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Frozen configuration, one field per environment variable.
+
+    Times carry their unit in the name. The token is kept out of ``repr`` so
+    that a settings object can be logged without leaking it.
+    """
+
+    capsule_api_url: str = CAPSULE_DEFAULT_URL
+    capsule_api_token: str = field(default="", repr=False)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "oppsync"
+    capsule_job_key_field: str = ""
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    request_deadline_s: float = 30.0
+    verify_delay_s: float = 2.0
+    max_attempts: int = 8
+    max_worker_losses: int = 3
+    backoff_min_s: float = 2.0
+    backoff_factor: float = 2.0
+    backoff_max_s: float = 120.0
+    max_countdown_s: float = 300.0
+    rate_reserve: int = 0
+    max_inline_wait_s: float = 5.0
+    lookup_cache_ttl_s: int = 600
+    lease_s: int = 120
+    task_time_limit_s: int = 150
+    visibility_timeout_s: int = 3600
+    finished_retention_s: int = 30 * 24 * 3600
+    log_format: str = "auto"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: the process environment).
+
+        Raises:
+            ConfigurationError: a variable holds a value of the wrong type.
+        """
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, default in _defaults().items():
+            raw = source.get(env_name(name))
+            if raw:
+                values[name] = _coerce(name, raw, default)
+        return cls(**values)
+
+    @property
+    def stale_after_s(self) -> float:
+        """Seconds after which an unfinished job untouched is presumed lost:
+        longer than any countdown plus any task run."""
+        return self.max_countdown_s + self.task_time_limit_s + 60
+
+    def to_env(self) -> dict[str, str]:
+        """Return environment variables that rebuild these settings in a
+        child process (the token included: pass it only to processes you
+        start yourself)."""
+        return {
+            env_name(name): str(getattr(self, name))
+            for name in self.__dataclass_fields__
+        }
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` applied (settings stay frozen)."""
+        return replace(self, **changes)
+
+    def require_token(self) -> str:
+        """Return the Capsule token, or raise when none is configured.
+
+        Raises:
+            ConfigurationError: ``CAPSULE_API_TOKEN`` is empty.
+        """
+        if not self.capsule_api_token:
+            raise ConfigurationError(
+                "CAPSULE_API_TOKEN is not set; oppsync needs a Capsule personal "
+                "access token or OAuth token to talk to Capsule."
+            )
+        return self.capsule_api_token
+
+    def check_broker_bounds(self) -> None:
+        """Refuse configurations where a message could outlive its visibility.
+
+        The Redis transport redelivers any message held longer than the
+        visibility timeout, so the largest in-broker wait plus the longest
+        task must stay well below it (design notes 1 and 2).
+
+        Raises:
+            ConfigurationError: the bound is not met.
+        """
+        worst_s = self.max_countdown_s + self.task_time_limit_s + self.verify_delay_s
+        if worst_s * 2 > self.visibility_timeout_s:
+            raise ConfigurationError(
+                f"max countdown ({self.max_countdown_s:g} s) plus task time limit "
+                f"({self.task_time_limit_s} s) must be under half the Redis "
+                f"visibility timeout ({self.visibility_timeout_s} s); lower "
+                "OPPSYNC_MAX_COUNTDOWN_S or OPPSYNC_TASK_TIME_LIMIT_S, or raise "
+                "OPPSYNC_VISIBILITY_TIMEOUT_S."
+            )
+        if self.lease_s <= self.request_deadline_s:
+            raise ConfigurationError(
+                f"the job lease ({self.lease_s} s) must outlast one Capsule "
+                f"request ({self.request_deadline_s:g} s)."
+            )
+
+
+def env_name(field_name: str) -> str:
+    """Return the environment variable that sets ``field_name``.
+
+    Capsule and Redis connection settings keep their conventional names
+    (``CAPSULE_API_TOKEN``, ``REDIS_URL``); everything else is prefixed.
+    """
+    if field_name.startswith(("capsule_", "redis_")):
+        return field_name.upper()
+    return f"OPPSYNC_{field_name.upper()}"
+
+
+def _defaults() -> dict[str, Any]:
+    return {name: f.default for name, f in Settings.__dataclass_fields__.items()}
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{name.upper()} must be a {type(default).__name__}, got {raw!r}."
+        ) from exc
+    return raw
