@@ -149,7 +149,7 @@ class CapsuleClient:
         response = self._http.send(request, stream=True)
         try:
             chunks = []
-            for chunk in response.iter_raw():
+            for chunk in response.iter_bytes():
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout(

@@ -7,7 +7,9 @@ Start a worker the usual way::
 
 from __future__ import annotations
 
+import os
 import ssl
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -91,6 +93,14 @@ def _check_worker(**_: Any) -> None:
         key_prefix=settings.key_prefix,
         marker_field=settings.capsule_job_key_field or None,
     )
+
+
+@signals.worker_ready.connect
+def _announce_ready(**_: Any) -> None:
+    """Touch ``OPPSYNC_READY_FILE`` once the worker consumes, for supervisors."""
+    ready_file = Settings.from_env().ready_file
+    if ready_file:
+        Path(ready_file).write_text(str(os.getpid()))
 
 
 @signals.worker_process_init.connect

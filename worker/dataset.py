@@ -42,12 +42,13 @@ def deal_job(row: dict[str, str], offices: dict[str, str]) -> dict[str, Any]:
     """Turn one deal row into a job that names its references."""
     account = row["account"].strip()
     agent = row["sales_agent"].strip()
+    key = row["opportunity_id"]
     job: dict[str, Any] = {
-        "idempotencyKey": row["opportunity_id"],
-        "name": f"{row['product']} for {account or 'unknown account'} ({row['opportunity_id']})",
+        "idempotencyKey": key,
+        "name": f"{row['product']} for {account or 'unknown account'} ({key})",
         "milestone": {"pipeline": PIPELINE, "name": row["deal_stage"]},
         "owner": {"name": agent},
-        "description": f"Product {row['product']}; engaged {row['engage_date'] or 'n/a'}.",
+        "description": f"Product {row['product']}, engaged {row['engage_date'] or '-'}",
     }
     if account:
         job["party"] = {"name": account}

@@ -48,6 +48,7 @@ class Settings:
     task_time_limit_s: int = 150
     visibility_timeout_s: int = 3600
     finished_retention_s: int = 30 * 24 * 3600
+    ready_file: str = ""
     log_format: str = "auto"
     log_level: str = "INFO"
 

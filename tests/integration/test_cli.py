@@ -1,0 +1,149 @@
+"""The ``oppsync`` command as a user runs it, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO_ROOT, Worker
+from worker.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def oppsync(
+    settings: Settings, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``oppsync ARGS`` with the settings' environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        env={**os.environ, **settings.to_env(), **(env or {})},
+    )
+
+
+def job_line(key: str, **extra: object) -> str:
+    """Return one JSON Lines job by name."""
+    job = {
+        "idempotencyKey": key,
+        "name": f"Deal {key}",
+        "party": {"name": "Betatech"},
+        "milestone": {"pipeline": "Sales", "name": "Won"},
+        "value": {"amount": 1054.10, "currency": "USD"},
+        **extra,
+    }
+    return json.dumps(job)
+
+
+def test_enqueue_refuses_bad_lines_and_keeps_the_rest(
+    settings: Settings, worker: Worker, tmp_path: Path
+) -> None:
+    """Bad lines are listed with field and reason; the good ones around them go in."""
+    keys = [f"cli-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(
+        "\n".join(
+            [
+                job_line(keys[0]),
+                job_line("bad", probability=250),
+                "{not json",
+                job_line(keys[1]),
+            ]
+        )
+        + "\n"
+    )
+
+    result = oppsync(settings, "enqueue", str(jobs))
+
+    assert result.returncode == 1, result.stderr
+    assert (
+        "line 2: probability: Input should be less than or equal to 100"
+        in result.stdout
+    )
+    assert "line 3: (json): not valid JSON" in result.stdout
+    assert result.stdout.strip().endswith("enqueued 2, duplicates 0, refused 2")
+
+
+def test_enqueue_from_stdin_then_status_and_wait(
+    settings: Settings, worker: Worker
+) -> None:
+    """Jobs piped in finish; status --json and wait report them."""
+    key = f"cli-{uuid.uuid4().hex[:8]}"
+
+    enqueued = oppsync(settings, "enqueue", "-", stdin=job_line(key))
+    waited = oppsync(settings, "wait", "--timeout", "60")
+    status = oppsync(settings, "status", key, "--json")
+
+    assert enqueued.returncode == 0, enqueued.stdout + enqueued.stderr
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert "verified" in waited.stdout
+    body = json.loads(status.stdout)
+    assert {"key", "state", "opportunityId", "attempts", "error"} <= body.keys()
+    assert (body["key"], body["state"]) == (key, "verified")
+    assert isinstance(body["opportunityId"], int)
+
+
+def test_enqueue_twice_reports_duplicates(settings: Settings, worker: Worker) -> None:
+    """The same file enqueued again is all duplicates and exits 0."""
+    line = job_line(f"cli-{uuid.uuid4().hex[:8]}")
+
+    oppsync(settings, "enqueue", "-", stdin=line)
+    again = oppsync(settings, "enqueue", "-", stdin=line)
+
+    assert again.returncode == 0
+    assert "enqueued 0, duplicates 1, refused 0" in again.stdout
+
+
+def test_json_array_input_is_accepted(settings: Settings, worker: Worker) -> None:
+    """A JSON array of jobs is read like JSON Lines."""
+    lines = [json.loads(job_line(f"cli-{uuid.uuid4().hex[:8]}")) for _ in range(3)]
+
+    result = oppsync(settings, "enqueue", "-", stdin=json.dumps(lines))
+
+    assert result.returncode == 0
+    assert "enqueued 3" in result.stdout
+
+
+def test_enqueue_without_redis_exits_2(settings: Settings) -> None:
+    """With Redis unreachable the command says so and exits 2."""
+    result = oppsync(
+        settings,
+        "enqueue",
+        "-",
+        stdin=job_line("x"),
+        env={"REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+
+    assert result.returncode == 2
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in result.stderr
+
+
+def test_status_of_unknown_key_exits_1(settings: Settings) -> None:
+    """Asking for a key never enqueued is an error, not an empty answer."""
+    result = oppsync(settings, "status", "no-such-key")
+
+    assert result.returncode == 1
+    assert "no job with key 'no-such-key'" in result.stderr
+
+
+def test_wait_times_out_with_exit_1(settings: Settings, simulator: object) -> None:
+    """wait gives up at its timeout while a job is unfinished."""
+    stalled = settings.with_overrides(key_prefix=f"oppsync-test-{uuid.uuid4().hex[:8]}")
+    oppsync(
+        stalled, "enqueue", "-", stdin=job_line("stalled")
+    )  # no worker on this queue
+
+    result = oppsync(stalled, "wait", "--timeout", "1")
+
+    assert result.returncode == 1
+    assert "1 jobs still unfinished" in result.stderr

@@ -1,0 +1,285 @@
+"""Real processes for tests and benchmarks: the simulator and Celery workers.
+
+Nothing here mocks anything: the simulator is a uvicorn server on a free
+loopback port, workers are ``celery -A worker worker`` processes, and Redis
+is the one at ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``), with a
+key prefix of its own per test session so runs never meet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from worker.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "test-token"
+T = TypeVar("T")
+
+API_USER, ANN, BOB, CAT = 9, 1, 2, 3
+EAST, WEST, DESK = 10, 11, 12
+ACME, BETA = 100, 101
+PROSPECTING, ENGAGING, WON = 30, 31, 33
+JOB_KEY_FIELD = 50
+
+SEED: dict[str, Any] = {
+    "users": [
+        {"id": API_USER, "username": "api", "name": "API User"},
+        {"id": ANN, "username": "ann", "name": "Ann Lee"},
+        {"id": BOB, "username": "bob", "name": "Bob Ray"},
+        {"id": CAT, "username": "cat", "name": "Cat Fox"},
+    ],
+    "teams": [
+        {"id": EAST, "name": "East", "members": [ANN, BOB]},
+        {"id": WEST, "name": "West", "members": [CAT]},
+        {"id": DESK, "name": "Desk", "members": [API_USER]},
+    ],
+    "parties": [
+        {"id": ACME, "type": "organisation", "name": "Acme Corporation"},
+        {"id": BETA, "type": "organisation", "name": "Betatech"},
+    ],
+    "pipelines": [
+        {
+            "id": 20,
+            "name": "Sales",
+            "milestones": [
+                {"id": PROSPECTING, "name": "Prospecting", "probability": 10},
+                {"id": ENGAGING, "name": "Engaging", "probability": 30},
+                {"id": WON, "name": "Won", "probability": 100, "complete": True},
+            ],
+        }
+    ],
+    "fieldDefinitions": [{"id": JOB_KEY_FIELD, "name": "job key", "type": "text"}],
+    "automations": [
+        {
+            "milestone": ENGAGING,
+            "assignTeam": DESK,
+            "clearOwner": True,
+            "timing": "delayed",
+            "delay_s": 0.2,
+        }
+    ],
+    "tokens": {TOKEN: {"user": API_USER, "scope": "write"}},
+}
+
+
+def wait_for(condition: Callable[[], T], timeout_s: float = 30.0, what: str = "") -> T:
+    """Poll ``condition`` until it returns something truthy; fail at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"gave up after {timeout_s:g} s waiting for {what or condition}"
+            )
+        time.sleep(0.05)
+
+
+class Simulator:
+    """A simulator process and a client for its ``/_sim`` control endpoints."""
+
+    def __init__(self, workdir: Path, seed: dict[str, Any] | None = None) -> None:
+        self._workdir = workdir
+        self._seed = seed or SEED
+        self._process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, *extra: str) -> Simulator:
+        """Start the server and wait until it accepts connections."""
+        seed_path = self._workdir / "seed.json"
+        port_file = self._workdir / "simulator.port"
+        seed_path.write_text(json.dumps(self._seed))
+        port_file.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "worker.simulator",
+            "--seed",
+            str(seed_path),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            *extra,
+        ]
+        log = (self._workdir / "simulator.log").open("ab")
+        self._process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=log)
+        wait_for(
+            lambda: port_file.exists() and port_file.read_text().strip(),
+            30,
+            "the simulator to start",
+        )
+        self.url = f"http://127.0.0.1:{int(port_file.read_text())}"
+        return self
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the simulated Capsule API."""
+        return f"{self.url}/api/v2"
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """Call a control endpoint and return its JSON answer."""
+        response = httpx.request(
+            method, f"{self.url}/_sim/{path}", json=body, timeout=10
+        )
+        response.raise_for_status()
+        # Decimals keep amounts exactly as the simulator wrote them.
+        return (
+            json.loads(response.text, parse_float=Decimal) if response.content else None
+        )
+
+    def faults(self, *faults: dict[str, Any]) -> None:
+        """Replace the injected faults."""
+        self.admin("PUT", "faults", {"faults": list(faults), "seed": 7})
+
+    def stats(self) -> dict[str, Any]:
+        """Return the request counters."""
+        result: dict[str, Any] = self.admin("GET", "stats")
+        return result
+
+    def opportunities(self) -> list[dict[str, Any]]:
+        """Return every opportunity the simulator holds."""
+        body = self.admin("GET", "opportunities")
+        items: list[dict[str, Any]] = (
+            body["opportunities"] if isinstance(body, dict) else body
+        )
+        return items
+
+    def opportunities_for(self, key: str) -> list[dict[str, Any]]:
+        """Return the opportunities whose job-key field holds ``key``."""
+        return [o for o in self.opportunities() if marker_of(o) == key]
+
+
+def marker_of(opportunity: dict[str, Any]) -> str | None:
+    """Return the job key written into an opportunity's marker field."""
+    for item in opportunity.get("fields", []):
+        if item.get("definition", {}).get("id") == JOB_KEY_FIELD:
+            return str(item.get("value"))
+    return None
+
+
+def settings_for(sim: Simulator, **overrides: Any) -> Settings:
+    """Settings for a worker against ``sim`` under a fresh key prefix."""
+    base = Settings.from_env().with_overrides(
+        capsule_api_url=sim.api_url,
+        capsule_api_token=TOKEN,
+        capsule_job_key_field="job key",
+        key_prefix=f"oppsync-test-{uuid.uuid4().hex[:8]}",
+        verify_delay_s=0.3,
+        backoff_min_s=0.2,
+        backoff_max_s=1.0,
+        read_timeout_s=2.0,
+        request_deadline_s=4.0,
+        lease_s=10,
+        log_format="json",
+    )
+    return base.with_overrides(**overrides)
+
+
+class Worker:
+    """A ``celery -A worker worker`` process with the given settings."""
+
+    def __init__(self, settings: Settings, workdir: Path, name: str = "w1") -> None:
+        self.settings = settings
+        self._log_path = workdir / f"worker-{name}.log"
+        self._name = name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(
+        self, pool: str = "threads", concurrency: int = 4, beat: bool = False
+    ) -> Worker:
+        """Start the worker and wait until it consumes from its queue."""
+        ready = self._log_path.with_suffix(".ready")
+        ready.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            self.settings.key_prefix,
+            "--hostname",
+            f"{self._name}-{self.settings.key_prefix}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ]
+        if beat:
+            command += [
+                "--beat",
+                "--schedule",
+                str(self._log_path.with_suffix(".beat")),
+            ]
+        env = {**os.environ, **self.settings.to_env(), "OPPSYNC_READY_FILE": str(ready)}
+        log = self._log_path.open("ab")
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: ready.exists() or self.process.poll() is not None,
+            60,
+            "the worker to become ready",
+        )
+        assert self.process.poll() is None, self.log()
+        return self
+
+    def log(self) -> str:
+        """Return what the worker wrote so far."""
+        return self._log_path.read_text(errors="replace")
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """Return the worker's structured log events called ``name``."""
+        found = []
+        for line in self.log().splitlines():
+            if line.startswith("{") and f'"{name}"' in line:
+                event = json.loads(line)
+                if event.get("event") == name:
+                    found.append(event)
+        return found
+
+    def stop(self) -> None:
+        """Stop the worker gracefully (warm shutdown)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and every process it started."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
