@@ -61,6 +61,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.task_time_limit_s,
         "task_soft_time_limit": max(settings.task_time_limit_s - 10, 1),
         "worker_hijack_root_logger": False,
+        # Budgets live in Redis (ratebudget); Celery's per-worker limiter and
+        # remote-control mailbox only cost a poll per message.
+        "worker_disable_rate_limits": True,
+        "worker_enable_remote_control": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "beat_schedule": {
             "oppsync-sweep": {"task": SWEEP_TASK, "schedule": 60.0},

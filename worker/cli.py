@@ -29,6 +29,9 @@ WAIT_POLL_S = 0.5
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:  # its options belong to the simulator
+        return run_simulator(argv[1:])
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     configure_logging("WARNING", settings.log_format)
@@ -50,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every sub-command."""
     parser = argparse.ArgumentParser(
-        prog="oppsync", description=__doc__.splitlines()[0]
+        prog="oppsync",
+        description="Create Capsule CRM opportunities from queued jobs, exactly once.",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -74,8 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the Capsule simulator (--help for its options)",
         add_help=False,
     )
-    simulate.add_argument("simulator_args", nargs=argparse.REMAINDER)
-    simulate.set_defaults(handler=cmd_simulate)
+    simulate.add_argument("options", nargs=argparse.REMAINDER)
 
     demo = commands.add_parser(
         "demo", help="run the whole pipeline on the bundled data"
@@ -84,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, default=None, help="simulator requests per window"
     )
     demo.add_argument("--window-s", type=float, default=None, help="simulator window")
-    demo.add_argument("--concurrency", type=int, default=None, help="worker threads")
+    demo.add_argument("--concurrency", type=int, default=None, help="worker processes")
     demo.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS")
     demo.set_defaults(handler=cmd_demo)
     return parser
@@ -159,14 +162,13 @@ def print_counts(counts: dict[str, int], out: TextIO) -> None:
         print(f"{state:10} {counts.get(state, 0)}", file=out)
 
 
-def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+def run_simulator(argv: list[str]) -> int:
     """Serve the simulator until interrupted (bundled data set by default)."""
     from worker.dataset import DATA_DIR
     from worker.simulator.__main__ import main as simulator_main
 
-    argv = list(args.simulator_args)
     if not {"--seed", "--dataset", "-h", "--help"} & set(argv):
-        argv += ["--dataset", str(DATA_DIR)]
+        argv = [*argv, "--dataset", str(DATA_DIR)]
     return simulator_main(argv)
 
 

@@ -28,7 +28,7 @@ from worker.errors import (
     TransientError,
 )
 from worker.job import Job, parse_job
-from worker.ledger import Ledger
+from worker.ledger import JobRecord, Ledger
 from worker.opportunity import create_body
 from worker.reconciliation import Reconciler
 from worker.resolver import NameResolver, Resolved
@@ -90,13 +90,14 @@ class Creation:
 
         progress = _Progress()
         try:
-            return self._attempt(key, holder, progress)
+            return self._attempt(key, holder, claim.record, progress)
         except TransientError as exc:
             self._give_back(key, holder, progress, exc)
             raise
 
-    def _attempt(self, key: str, holder: str, progress: _Progress) -> CreateOutcome:
-        record = self._ledger.get(key)
+    def _attempt(
+        self, key: str, holder: str, record: JobRecord | None, progress: _Progress
+    ) -> CreateOutcome:
         if record is None:
             return CreateOutcome(None, "missing")
         job = parse_job(record.payload)

@@ -55,13 +55,13 @@ class DemoOptions:
     Attributes:
         limit: simulator requests per rate window (per Capsule user).
         window_s: simulator rate window, in seconds.
-        concurrency: worker threads.
+        concurrency: worker processes (prefork pool).
         timeout_s: give up waiting for the jobs after this long.
     """
 
-    limit: int = 12_000
-    window_s: float = 60.0
-    concurrency: int = 16
+    limit: int = 6_000
+    window_s: float = 30.0
+    concurrency: int = 4
     timeout_s: float = 1800.0
 
 
@@ -322,7 +322,8 @@ def _worker(
             command, stdout=log_file, stderr=subprocess.STDOUT, env=env
         )
         print(
-            f"Celery worker: {options.concurrency} threads, pid {process.pid}", file=out
+            f"Celery worker: {options.concurrency} processes, pid {process.pid}",
+            file=out,
         )
         try:
             yield

@@ -56,6 +56,7 @@ class Claim:
 
     outcome: str
     detail: str = ""
+    record: JobRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ class Ledger:
         reply = self._scripts["claim"](
             keys=keys, args=[holder, now_ms(), lease_s * 1000]
         )
+        if reply[0] == "claimed":
+            fields = dict(zip(reply[1::2], reply[2::2], strict=True))
+            return Claim("claimed", record=JobRecord.from_hash(fields))
         return Claim(*reply)
 
     def mark_sent(self, key: str, holder: str) -> bool:
@@ -200,8 +204,7 @@ class Ledger:
 
     def end_run(self, key: str) -> None:
         """Count a task run that ended, whatever its outcome."""
-        if self._redis.exists(self.job_key(key)):
-            self._redis.hincrby(self.job_key(key), "unfinishedRuns", -1)
+        self._scripts["end_run"](keys=[self.job_key(key)])
 
     def kill(
         self,
@@ -293,6 +296,7 @@ _SCRIPT_NAMES = (
     "release",
     "dead",
     "complete",
+    "end_run",
 )
 
 

@@ -1,7 +1,8 @@
 -- Take a job's lease before working on its create.
 -- KEYS[1] job hash, KEYS[2] state counts
 -- ARGV[1] holder id, ARGV[2] now_ms, ARGV[3] lease_ms
--- Returns {'claimed'}, {'missing'}, {'terminal', state},
+-- Returns {'claimed', field, value, ...} (the job hash after the claim),
+-- {'missing'}, {'terminal', state},
 -- {'created', opportunityId} or {'leased', ms until the lease ends}.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -19,4 +20,6 @@ redis.call('HSET', KEYS[1], 'leaseHolder', ARGV[1],
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSETNX', KEYS[1], 'firstAttemptAt', ARGV[2])
 move(KEYS[1], KEYS[2], 'creating', ARGV[2])
-return {'claimed'}
+local reply = redis.call('HGETALL', KEYS[1])
+table.insert(reply, 1, 'claimed')
+return reply
