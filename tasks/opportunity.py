@@ -27,8 +27,9 @@ from worker.errors import (
     TransientError,
     WorkerLost,
 )
+from worker.parking import ParkedStep
 from worker.runtime import Runtime, runtime
-from worker.sweep import sweep_stuck_jobs
+from worker.sweep import sweep as run_sweep
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -43,7 +44,8 @@ def create_opportunity(self: Task[Any, Any], job_key: str) -> None:
     rt = runtime()
     holder = f"{socket.gethostname()}:{os.getpid()}:{self.request.id}"
     with _job_context(job_key, "create", self.request.retries):
-        outcome = _guard(self, rt, job_key, lambda: rt.creation.run(job_key, holder))
+        step = ParkedStep("create", job_key)
+        outcome = _guard(self, rt, step, lambda: rt.creation.run(job_key, holder))
         if outcome is None or outcome.opportunity_id is None:
             return
         if outcome.via in ("posted", "adopted"):
@@ -63,8 +65,9 @@ def verify_opportunity(self: Task[Any, Any], job_key: str, opportunity_id: int) 
     rt = runtime()
     with _job_context(job_key, "verify", self.request.retries):
         structlog.contextvars.bind_contextvars(opportunity_id=opportunity_id)
+        step = ParkedStep("verify", job_key, opportunity_id)
         final = _guard(
-            self, rt, job_key, lambda: _verify(self, rt, job_key, opportunity_id)
+            self, rt, step, lambda: _verify(self, rt, job_key, opportunity_id)
         )
         if final == "repaired":
             log.info("owner_team_repaired")
@@ -74,11 +77,23 @@ def verify_opportunity(self: Task[Any, Any], job_key: str, opportunity_id: int) 
 
 @app.task(name=SWEEP_TASK)
 def sweep() -> None:
-    """Re-send work for jobs that lost their message (run by Celery beat)."""
-    rt = runtime()
-    resent = sweep_stuck_jobs(rt, create_opportunity, verify_opportunity)
-    if resent:
-        log.info("stuck_jobs_resent", count=resent)
+    """Resume parked jobs, rescue lost ones, prune old ones (Celery beat)."""
+    report = run_sweep(runtime(), send_step)
+    if report.resumed or report.rescued or report.pruned:
+        log.info(
+            "sweep_finished",
+            resumed=report.resumed,
+            rescued=report.rescued,
+            pruned=report.pruned,
+        )
+
+
+def send_step(step: ParkedStep) -> None:
+    """Send a job's step as its task, now."""
+    if step.step == "verify" and step.opportunity_id is not None:
+        verify_opportunity.apply_async((step.key, step.opportunity_id))
+    else:
+        create_opportunity.apply_async((step.key,))
 
 
 def _verify(
@@ -93,25 +108,31 @@ def _verify(
 
 
 def _guard(
-    task: Task[Any, Any], rt: Runtime, key: str, step: Callable[[], T]
+    task: Task[Any, Any], rt: Runtime, step: ParkedStep, run: Callable[[], T]
 ) -> T | None:
-    """Run ``step``; turn transient errors into retries and permanent ones
-    into exactly one dead letter. Counts runs lost with their worker."""
+    """Run ``run``; turn transient errors into retries (or parking, for long
+    waits) and permanent ones into exactly one dead letter. Counts runs lost
+    with their worker."""
+    key = step.key
     unfinished = rt.ledger.begin_run(key)
     try:
         if unfinished - 1 >= rt.settings.max_worker_losses:
             raise WorkerLost(
                 f"worker lost {unfinished - 1} times while running this job"
             )
-        return step()
+        return run()
     except TransientError as exc:
         wait_s = _retry_wait_s(rt, exc, task.request.retries)
-        log.info(
-            "job_retry_scheduled",
-            error=str(exc),
-            error_class=type(exc).__name__,
-            wait_s=round(wait_s, 2),
-        )
+        fields = {
+            "error": str(exc),
+            "error_class": type(exc).__name__,
+            "wait_s": round(wait_s, 2),
+        }
+        if wait_s > rt.settings.max_countdown_s:
+            rt.parking.park(step, wait_s)
+            log.info("job_parked", **fields)
+            return None
+        log.info("job_retry_scheduled", **fields)
         raise task.retry(countdown=wait_s, max_retries=None) from None
     except PermanentError as exc:
         _dead_letter(rt, key, exc.reason, str(exc), getattr(exc, "status_code", None))
@@ -140,7 +161,8 @@ def _dead_letter(
 
 
 def _retry_wait_s(rt: Runtime, exc: TransientError, retries: int) -> float:
-    """Return the countdown for a retry, capped below the visibility timeout."""
+    """Return how long to wait before the next try, in seconds (waits over
+    the countdown cap are parked by the caller)."""
     settings = rt.settings
     if isinstance(exc, RateLimited | LeaseHeld) and exc.wait_s is not None:
         wait_s = exc.wait_s + 0.5
@@ -151,7 +173,7 @@ def _retry_wait_s(rt: Runtime, exc: TransientError, retries: int) -> float:
             settings.backoff_min_s, settings.backoff_factor, settings.backoff_max_s
         )
         wait_s = backoff.delay_s(retries + 1)
-    return min(wait_s, settings.max_countdown_s)
+    return wait_s
 
 
 @contextmanager

@@ -67,7 +67,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_enable_remote_control": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "beat_schedule": {
-            "oppsync-sweep": {"task": SWEEP_TASK, "schedule": 60.0},
+            "oppsync-sweep": {
+                "task": SWEEP_TASK,
+                "schedule": settings.sweep_interval_s,
+            },
         },
     }
     if settings.redis_url.startswith("rediss://"):

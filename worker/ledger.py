@@ -273,6 +273,16 @@ class Ledger:
         )
         return keys
 
+    def prune_finished(self, older_than_ms: int, limit: int = 1000) -> int:
+        """Forget verified and repaired jobs finished before ``older_than_ms``.
+
+        Dead jobs and their dead letters are never pruned here. Returns how
+        many jobs were forgotten; a forgotten key may be enqueued anew.
+        """
+        keys = [f"{self._prefix}:finished", self._states]
+        args = [older_than_ms, limit, f"{self._prefix}:job:"]
+        return int(self._scripts["prune"](keys=keys, args=args))
+
     def touch(self, key: str) -> None:
         """Mark an unfinished job as just looked after (sweep bookkeeping)."""
         self._redis.zadd(self._active, {key: now_ms()}, xx=True)
@@ -297,6 +307,7 @@ _SCRIPT_NAMES = (
     "dead",
     "complete",
     "end_run",
+    "prune",
 )
 
 

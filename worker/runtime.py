@@ -15,6 +15,7 @@ from worker.capsule import CapsuleClient
 from worker.connections import connect_redis
 from worker.creation import Creation
 from worker.ledger import Ledger
+from worker.parking import ParkingLot
 from worker.ratebudget import RedisRateBudget, account_id
 from worker.reconciliation import Reconciler
 from worker.resolver import NameResolver
@@ -33,6 +34,7 @@ class Runtime:
     resolver: NameResolver
     creation: Creation
     verification: Verification
+    parking: ParkingLot
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -60,7 +62,10 @@ def build_runtime(settings: Settings) -> Runtime:
         max_attempts=settings.max_attempts,
     )
     verification = Verification(ledger, resolver, capsule)
-    return Runtime(settings, client, ledger, capsule, resolver, creation, verification)
+    parking = ParkingLot(client, settings.key_prefix)
+    return Runtime(
+        settings, client, ledger, capsule, resolver, creation, verification, parking
+    )
 
 
 _current: tuple[int, Runtime] | None = None

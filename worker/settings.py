@@ -48,6 +48,8 @@ class Settings:
     task_time_limit_s: int = 150
     visibility_timeout_s: int = 3600
     finished_retention_s: int = 30 * 24 * 3600
+    sweep_interval_s: float = 15.0
+    sweep_stale_s: float = 0.0
     ready_file: str = ""
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -70,7 +72,9 @@ class Settings:
     @property
     def stale_after_s(self) -> float:
         """Seconds after which an unfinished job untouched is presumed lost:
-        longer than any countdown plus any task run."""
+        longer than any countdown plus any task run (unless set)."""
+        if self.sweep_stale_s > 0:
+            return self.sweep_stale_s
         return self.max_countdown_s + self.task_time_limit_s + 60
 
     def to_env(self) -> dict[str, str]:
