@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
+import redis
 import structlog
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -34,6 +36,8 @@ from worker.sweep import sweep as run_sweep
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+#: Seconds between pings while Redis is unreachable.
+REDIS_POLL_S = 0.5
 #: Wait before retrying after the token was refused, in seconds.
 UNAUTHORIZED_WAIT_S = 60.0
 
@@ -137,6 +141,14 @@ def _guard(
     except PermanentError as exc:
         _dead_letter(rt, key, exc.reason, str(exc), getattr(exc, "status_code", None))
         return None
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Returning while Redis is away makes Celery's ack fail, after which
+        # the consumer can stall for good (design note 5): wait for Redis.
+        log.warning("redis_unavailable", error=str(exc))
+        _await_redis(rt)
+        raise task.retry(
+            countdown=rt.settings.backoff_min_s, max_retries=None
+        ) from None
     except SoftTimeLimitExceeded:
         log.warning("job_step_timed_out")
         raise task.retry(
@@ -148,7 +160,18 @@ def _guard(
         _dead_letter(rt, key, "internal", f"{type(exc).__name__}: {exc}", None)
         return None
     finally:
-        rt.ledger.end_run(key)
+        with suppress(redis.ConnectionError, redis.TimeoutError):
+            rt.ledger.end_run(key)
+
+
+def _await_redis(rt: Runtime) -> None:
+    """Wait until Redis answers again, for at most half the task time limit."""
+    deadline = time.monotonic() + rt.settings.task_time_limit_s / 2
+    while time.monotonic() < deadline:
+        with suppress(redis.ConnectionError, redis.TimeoutError):
+            if rt.redis.ping():
+                return
+        time.sleep(REDIS_POLL_S)
 
 
 def _dead_letter(

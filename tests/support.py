@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -204,11 +205,37 @@ class Worker:
         self._log_path = workdir / f"worker-{name}.log"
         self._name = name
         self.process: subprocess.Popen[bytes] | None = None
+        self._options: tuple[str, int, bool] = ("threads", 4, False)
+        self._stopping = False
+        self.restarts = 0
 
     def start(
-        self, pool: str = "threads", concurrency: int = 4, beat: bool = False
+        self,
+        pool: str = "threads",
+        concurrency: int = 4,
+        beat: bool = False,
+        supervise: bool = False,
     ) -> Worker:
-        """Start the worker and wait until it consumes from its queue."""
+        """Start the worker and wait until it consumes from its queue.
+
+        With ``supervise``, a thread starts it again whenever it exits on its
+        own, as compose's restart policy or systemd would.
+        """
+        self._options = (pool, concurrency, beat)
+        self._launch()
+        if supervise:
+            threading.Thread(target=self._supervise, daemon=True).start()
+        return self
+
+    def _supervise(self) -> None:
+        while not self._stopping:
+            if self.process is not None and self.process.poll() is not None:
+                self.restarts += 1
+                self._launch()
+            time.sleep(0.2)
+
+    def _launch(self) -> None:
+        pool, concurrency, beat = self._options
         ready = self._log_path.with_suffix(".ready")
         ready.unlink(missing_ok=True)
         command = [
@@ -253,7 +280,6 @@ class Worker:
             "the worker to become ready",
         )
         assert self.process.poll() is None, self.log()
-        return self
 
     def log(self) -> str:
         """Return what the worker wrote so far."""
@@ -271,6 +297,7 @@ class Worker:
 
     def stop(self) -> None:
         """Stop the worker gracefully (warm shutdown)."""
+        self._stopping = True
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -280,6 +307,7 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker and every process it started."""
+        self._stopping = True
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)

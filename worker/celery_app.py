@@ -19,6 +19,7 @@ from worker.connections import connect_redis, eviction_risk, redacted
 from worker.logs import configure_logging
 from worker.runtime import reset_runtime
 from worker.settings import Settings
+from worker.watchdog import ConsumerWatchdog
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +60,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_time_limit": settings.task_time_limit_s,
-        "task_soft_time_limit": max(settings.task_time_limit_s - 10, 1),
+        "task_soft_time_limit": max(
+            settings.task_time_limit_s - 10, settings.task_time_limit_s * 0.8
+        ),
         "worker_hijack_root_logger": False,
         # Budgets live in Redis (ratebudget); Celery's per-worker limiter and
         # remote-control mailbox only cost a poll per message.
@@ -102,12 +105,33 @@ def _check_worker(**_: Any) -> None:
     )
 
 
+_watchdog: ConsumerWatchdog | None = None
+
+
 @signals.worker_ready.connect
 def _announce_ready(**_: Any) -> None:
-    """Touch ``OPPSYNC_READY_FILE`` once the worker consumes, for supervisors."""
-    ready_file = Settings.from_env().ready_file
-    if ready_file:
-        Path(ready_file).write_text(str(os.getpid()))
+    """Start the consumer watchdog; touch ``OPPSYNC_READY_FILE``."""
+    global _watchdog
+    settings = Settings.from_env()
+    queue_key = f"{settings.key_prefix}:celery:{settings.key_prefix}"
+    _watchdog = ConsumerWatchdog(
+        connect_redis(settings.redis_url), queue_key, settings.consumer_stall_s
+    )
+    _watchdog.start()
+    if settings.ready_file:
+        Path(settings.ready_file).write_text(str(os.getpid()))
+
+
+@signals.task_received.connect
+def _note_received(**_: Any) -> None:
+    if _watchdog is not None:
+        _watchdog.note_received()
+
+
+@signals.worker_shutting_down.connect
+def _stop_watchdog(**_: Any) -> None:
+    if _watchdog is not None:
+        _watchdog.stop()
 
 
 @signals.worker_process_init.connect

@@ -70,6 +70,12 @@ class Settings:
         return cls(**values)
 
     @property
+    def consumer_stall_s(self) -> float:
+        """Seconds waiting work may go unconsumed before the watchdog
+        reconnects the consumer: longer than any task can run."""
+        return self.task_time_limit_s + 30.0
+
+    @property
     def stale_after_s(self) -> float:
         """Seconds after which an unfinished job untouched is presumed lost:
         longer than any countdown plus any task run (unless set)."""
@@ -121,6 +127,12 @@ class Settings:
                 f"visibility timeout ({self.visibility_timeout_s} s); lower "
                 "OPPSYNC_MAX_COUNTDOWN_S or OPPSYNC_TASK_TIME_LIMIT_S, or raise "
                 "OPPSYNC_VISIBILITY_TIMEOUT_S."
+            )
+        if self.lease_s > self.max_countdown_s:
+            raise ConfigurationError(
+                f"the job lease ({self.lease_s} s) must not exceed the largest "
+                f"countdown ({self.max_countdown_s:g} s): a worker waiting for a "
+                "lease would otherwise have to be parked."
             )
         if self.lease_s <= self.request_deadline_s:
             raise ConfigurationError(
