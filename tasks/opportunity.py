@@ -20,6 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.backoff import Backoff
 from worker.celery_app import CREATE_TASK, SWEEP_TASK, VERIFY_TASK, app
+from worker.creation import CreateOutcome
 from worker.errors import (
     CapsuleUnauthorized,
     LeaseHeld,
@@ -49,7 +50,13 @@ def create_opportunity(self: Task[Any, Any], job_key: str) -> None:
     holder = f"{socket.gethostname()}:{os.getpid()}:{self.request.id}"
     with _job_context(job_key, "create", self.request.retries):
         step = ParkedStep("create", job_key)
-        outcome = _guard(self, rt, step, lambda: rt.creation.run(job_key, holder))
+        outcome = _guard(
+            self,
+            rt,
+            step,
+            lambda: rt.creation.run(job_key, holder),
+            lambda losses: _create_lost(rt, job_key, losses),
+        )
         if outcome is None or outcome.opportunity_id is None:
             return
         if outcome.via in ("posted", "adopted"):
@@ -71,7 +78,11 @@ def verify_opportunity(self: Task[Any, Any], job_key: str, opportunity_id: int) 
         structlog.contextvars.bind_contextvars(opportunity_id=opportunity_id)
         step = ParkedStep("verify", job_key, opportunity_id)
         final = _guard(
-            self, rt, step, lambda: _verify(self, rt, job_key, opportunity_id)
+            self,
+            rt,
+            step,
+            lambda: _verify(self, rt, job_key, opportunity_id),
+            _verify_lost,
         )
         if final == "repaired":
             log.info("owner_team_repaired")
@@ -100,6 +111,21 @@ def send_step(step: ParkedStep) -> None:
         create_opportunity.apply_async((step.key,))
 
 
+def _create_lost(rt: Runtime, key: str, losses: int) -> CreateOutcome:
+    """The create died with its worker too often: adopt what a lost run may
+    have created (looking once, so a lookup that kills cannot loop), else
+    give up."""
+    if losses == rt.settings.max_worker_losses:
+        adopted = rt.creation.adopt_lost(key)
+        if adopted is not None:
+            return adopted
+    raise WorkerLost(f"worker lost {losses} times while running this job")
+
+
+def _verify_lost(losses: int) -> str | None:
+    raise WorkerLost(f"worker lost {losses} times while verifying this job")
+
+
 def _verify(
     task: Task[Any, Any], rt: Runtime, key: str, opportunity_id: int
 ) -> str | None:
@@ -112,18 +138,24 @@ def _verify(
 
 
 def _guard(
-    task: Task[Any, Any], rt: Runtime, step: ParkedStep, run: Callable[[], T]
+    task: Task[Any, Any],
+    rt: Runtime,
+    step: ParkedStep,
+    run: Callable[[], T],
+    on_lost: Callable[[int], T],
 ) -> T | None:
     """Run ``run``; turn transient errors into retries (or parking, for long
     waits) and permanent ones into exactly one dead letter. Counts runs lost
-    with their worker."""
+    with their worker: after too many, ``on_lost(losses)`` runs instead."""
     key = step.key
-    unfinished = rt.ledger.begin_run(key)
+    unfinished = rt.ledger.begin_run(key, step.step)
+    if unfinished < 0:
+        log.warning("job_unknown")  # its record was pruned or Redis lost it
+        return None
     try:
-        if unfinished - 1 >= rt.settings.max_worker_losses:
-            raise WorkerLost(
-                f"worker lost {unfinished - 1} times while running this job"
-            )
+        losses = unfinished - 1
+        if losses >= rt.settings.max_worker_losses:
+            return on_lost(losses)
         return run()
     except TransientError as exc:
         wait_s = _retry_wait_s(rt, exc, task.request.retries)
@@ -161,7 +193,7 @@ def _guard(
         return None
     finally:
         with suppress(redis.ConnectionError, redis.TimeoutError):
-            rt.ledger.end_run(key)
+            rt.ledger.end_run(key, step.step)
 
 
 def _await_redis(rt: Runtime) -> None:

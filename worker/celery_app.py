@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from celery import Celery, signals
 
 from worker.connections import connect_redis, eviction_risk, redacted
+from worker.errors import ConfigurationError
 from worker.logs import configure_logging
 from worker.runtime import reset_runtime
 from worker.settings import Settings
@@ -90,9 +91,15 @@ def _setup_logging(**_: Any) -> None:
 @signals.worker_init.connect
 def _check_worker(**_: Any) -> None:
     """Refuse to start on unsafe bounds; warn about risky Redis settings."""
-    settings = Settings.from_env()
-    settings.check_broker_bounds()
-    settings.require_token()
+    try:
+        settings = Settings.from_env()
+        settings.check_broker_bounds()
+        settings.require_token()
+    except ConfigurationError as exc:
+        # Celery logs and swallows exceptions from signal receivers; only an
+        # exit stops the worker.
+        log.error("worker_refused_to_start", reason=str(exc))
+        raise SystemExit(2) from exc
     warning = eviction_risk(connect_redis(settings.redis_url))
     if warning:
         log.warning("redis_eviction_risk", detail=warning)
@@ -139,4 +146,18 @@ def _fresh_process(**_: Any) -> None:
     reset_runtime()
 
 
-app = create_app()
+_app: Celery | None = None
+
+if TYPE_CHECKING:
+    app: Celery  # provided by __getattr__ below
+
+
+def __getattr__(name: str) -> Any:
+    """Build the module's ``app`` on first use, so that importing this module
+    (for ``create_app`` or the task names) reads no configuration."""
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _app is None:
+        _app = create_app()
+    return _app

@@ -33,21 +33,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["simulate"]:  # its options belong to the simulator
         return run_simulator(argv[1:])
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
-    configure_logging("WARNING", settings.log_format)
     try:
+        settings = Settings.from_env()
+        configure_logging("WARNING", settings.log_format)
         code: int = args.handler(args, settings)
     except ConfigurationError as exc:
-        print(f"oppsync: {exc}", file=sys.stderr)
-        return 2
-    except redis.ConnectionError as exc:
-        print(
-            f"oppsync: cannot reach Redis at {redacted(settings.redis_url)} ({exc}). "
-            "Start Redis (for example `redis-server`) or point REDIS_URL at one.",
-            file=sys.stderr,
+        return _fail(str(exc))
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        return _fail(
+            f"cannot reach Redis at {redacted(settings.redis_url)} ({exc}). "
+            "Start Redis (for example `redis-server`) or point REDIS_URL at one."
         )
-        return 2
+    except redis.RedisError as exc:
+        return _fail(f"Redis at {redacted(settings.redis_url)} refused: {exc}")
+    except OSError as exc:
+        return _fail(f"cannot read {exc.filename or 'input'}: {exc.strerror or exc}")
+    except UnicodeEncodeError:
+        return _fail("arguments must be valid UTF-8 text")
     return code
+
+
+def _fail(message: str) -> int:
+    print(f"oppsync: {message}", file=sys.stderr)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,12 +108,15 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     client = connect_redis(settings.redis_url)
     client.ping()
     producer = Producer(
-        Ledger(client, settings.key_prefix), create_app(settings), settings.key_prefix
+        Ledger(client, settings.key_prefix),
+        create_app(settings),
+        settings.key_prefix,
+        settings.capsule_job_key_field,
     )
     if args.file == "-":
-        report = producer.submit_all(read_jobs(sys.stdin))
+        report = producer.submit_all(read_jobs(sys.stdin.buffer))
     else:
-        with Path(args.file).open(encoding="utf-8") as handle:
+        with Path(args.file).open("rb") as handle:
             report = producer.submit_all(read_jobs(handle))
     print_report(report, sys.stdout)
     return 1 if report.refusals else 0

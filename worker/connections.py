@@ -6,6 +6,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
+from worker.errors import ConfigurationError
+
 
 def connect_redis(url: str) -> redis.Redis:
     """Return a Redis client for ``url`` that decodes replies to ``str``.
@@ -14,6 +16,13 @@ def connect_redis(url: str) -> redis.Redis:
     kept on purpose; there is no silent fallback to an unverified
     connection).
     """
+    try:
+        return _from_url(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"REDIS_URL is not a Redis URL: {exc}") from exc
+
+
+def _from_url(url: str) -> redis.Redis:
     return redis.Redis.from_url(
         url,
         decode_responses=True,

@@ -95,6 +95,24 @@ class Creation:
             self._give_back(key, holder, progress, exc)
             raise
 
+    def adopt_lost(self, key: str) -> CreateOutcome | None:
+        """Adopt the opportunity a create lost with its worker may have made.
+
+        Returns None when no create was in flight or none is found. Reads
+        only; safe to retry.
+        """
+        record = self._ledger.get(key)
+        if record is None or not record.create_pending:
+            return None
+        job = parse_job(record.payload)
+        resolved = self._resolver.resolve(job)
+        found = self._reconciler.find(
+            key, job.name, resolved.party_id, record.first_sent_at_ms
+        )
+        if found is None:
+            return None
+        return CreateOutcome(self._record(key, found, "adopted"), "adopted")
+
     def _attempt(
         self, key: str, holder: str, record: JobRecord | None, progress: _Progress
     ) -> CreateOutcome:

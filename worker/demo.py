@@ -100,7 +100,12 @@ def _drive(
     out: TextIO,
 ) -> int:
     ledger = Ledger(client, settings.key_prefix)
-    producer = Producer(ledger, create_app(settings), settings.key_prefix)
+    producer = Producer(
+        ledger,
+        create_app(settings),
+        settings.key_prefix,
+        settings.capsule_job_key_field,
+    )
     first = producer.submit_all(sales_pipeline_jobs(DATA_DIR))
     print(
         f"enqueued {first.enqueued} jobs, refused {first.refused} "

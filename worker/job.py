@@ -218,6 +218,16 @@ def parse_job(data: Any) -> Job:
     """
     if not isinstance(data, dict):
         raise JobInvalid([("(job)", f"must be a JSON object, got {_json_type(data)}")])
+    if not _is_unicode(data):
+        raise JobInvalid(
+            [
+                (
+                    "(job)",
+                    "contains a lone surrogate (\\ud800-\\udfff), "
+                    "which is not valid Unicode text",
+                )
+            ]
+        )
     reference_problems = _reference_problems(data)
     try:
         job = Job.model_validate(data)
@@ -277,6 +287,14 @@ def _message(error: Any) -> str:
 def _json_type(value: Any) -> str:
     names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number")
+
+
+def _is_unicode(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _stable_json(data: Any) -> str:

@@ -4,7 +4,7 @@ Keys, under the configured prefix ``p``:
 
 - ``p:job:{key}`` (hash): the canonical payload and its fingerprint, the
   state, ``opportunityId`` once known, ``attempts``, ``failures``,
-  ``unfinishedRuns``, the lease
+  ``unfinishedRuns:{step}``, the lease
   (``leaseHolder``, ``leaseUntil`` in epoch ms), ``createPending`` while a
   create may have reached Capsule without its outcome recorded, timestamps
   in epoch ms, and the last error.
@@ -82,7 +82,7 @@ class JobRecord:
         opportunity = data.get("opportunityId")
         first_sent = data.get("firstSentAt")
         return cls(
-            key=data["key"],
+            key=data.get("key", ""),
             state=data.get("state", "queued"),
             payload=json.loads(data["payload"]),
             opportunity_id=int(opportunity) if opportunity else None,
@@ -193,18 +193,21 @@ class Ledger:
         args = [holder, now_ms(), error, int(not_sent), int(is_failure)]
         return int(self._scripts["release"](keys=keys, args=args))
 
-    def begin_run(self, key: str) -> int:
-        """Count a task run that has started; returns how many never ended.
+    def begin_run(self, key: str, step: str) -> int:
+        """Count a run of ``step`` that has started; returns how many never
+        ended.
 
         A worker process that dies mid-task never calls :meth:`end_run`, so
         the count minus one is the number of workers this job has killed or
-        lost.
+        lost. Returns -1 for an unknown job.
         """
-        return int(self._redis.hincrby(self.job_key(key), "unfinishedRuns", 1))
+        field = f"unfinishedRuns:{step}"
+        return int(self._scripts["begin_run"](keys=[self.job_key(key)], args=[field]))
 
-    def end_run(self, key: str) -> None:
-        """Count a task run that ended, whatever its outcome."""
-        self._scripts["end_run"](keys=[self.job_key(key)])
+    def end_run(self, key: str, step: str) -> None:
+        """Count a task run of ``step`` that ended, whatever its outcome."""
+        field = f"unfinishedRuns:{step}"
+        self._scripts["end_run"](keys=[self.job_key(key)], args=[field])
 
     def kill(
         self,
@@ -306,6 +309,7 @@ _SCRIPT_NAMES = (
     "release",
     "dead",
     "complete",
+    "begin_run",
     "end_run",
     "prune",
 )

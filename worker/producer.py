@@ -10,13 +10,13 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from celery import Celery
 
 from worker.celery_app import CREATE_TASK
 from worker.errors import JobInvalid
-from worker.job import parse_job
+from worker.job import Job, parse_job
 from worker.ledger import Ledger
 
 
@@ -53,10 +53,13 @@ class EnqueueReport:
 class Producer:
     """Validates jobs and enqueues each key at most once."""
 
-    def __init__(self, ledger: Ledger, app: Celery, queue: str) -> None:
+    def __init__(
+        self, ledger: Ledger, app: Celery, queue: str, marker_field: str = ""
+    ) -> None:
         self._ledger = ledger
         self._app = app
         self._queue = queue
+        self._marker_field = marker_field
 
     def submit(self, data: Any, position: int, report: EnqueueReport) -> None:
         """Validate and enqueue one job, recording the outcome in ``report``.
@@ -70,6 +73,12 @@ class Producer:
         except JobInvalid as exc:
             report.refusals += [Refusal(position, f, m) for f, m in exc.problems]
             return
+        if self._writes_marker(job):
+            message = (
+                f"must not set {self._marker_field!r}: oppsync writes the job key there"
+            )
+            report.refusals.append(Refusal(position, "fields", message))
+            return
         admission = self._ledger.admit(job)
         if admission == "duplicate":
             report.duplicates += 1
@@ -80,6 +89,15 @@ class Producer:
             self._app.send_task(CREATE_TASK, args=[job.key], queue=self._queue)
             report.enqueued += 1
             report.keys.append(job.key)
+
+    def _writes_marker(self, job: Job) -> bool:
+        marker = self._marker_field
+        if not marker:
+            return False
+        return any(
+            f.definition == marker or str(f.definition_id) == marker
+            for f in job.fields or []
+        )
 
     def submit_all(self, items: Iterable[tuple[int, Any]]) -> EnqueueReport:
         """Submit every ``(position, job)``; a bad job never stops the rest."""
@@ -92,30 +110,53 @@ class Producer:
         return report
 
 
-def read_jobs(stream: TextIO) -> Iterator[tuple[int, Any]]:
+def read_jobs(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     """Yield ``(position, job or Refusal)`` from JSON Lines or a JSON array.
 
-    Numbers with a fraction are read as :class:`Decimal`, so amounts stay
-    exact. A line that is not JSON yields a :class:`Refusal` and reading
-    goes on with the next line.
+    Each line is decoded and parsed on its own, so a line that is not UTF-8,
+    not JSON, nested too deeply or naming a field twice yields a
+    :class:`Refusal` and reading goes on. Numbers with a fraction are read
+    as :class:`Decimal`, so amounts stay exact.
     """
-    text = stream.read()
-    if text.lstrip().startswith("["):
-        yield from _array_items(text)
+    data = stream.read().removeprefix(b"\xef\xbb\xbf")
+    if data.lstrip().startswith(b"["):
+        yield from _array_items(data)
         return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line, parse_float=Decimal)
-        except ValueError as exc:
-            yield number, Refusal(number, "(json)", f"not valid JSON: {exc}")
+    for number, line in enumerate(data.splitlines(), start=1):
+        if line.strip():
+            yield number, _parse(line, number)
 
 
-def _array_items(text: str) -> Iterator[tuple[int, Any]]:
+def _parse(raw: bytes, position: int) -> Any:
     try:
-        items = json.loads(text, parse_float=Decimal)
+        return json.loads(
+            raw.decode("utf-8"),
+            parse_float=Decimal,
+            object_pairs_hook=_object_without_repeats,
+        )
+    except UnicodeDecodeError as exc:
+        return Refusal(
+            position, "(encoding)", f"not valid UTF-8: {exc.reason} at byte {exc.start}"
+        )
+    except RecursionError:
+        return Refusal(position, "(json)", "nested too deeply")
     except ValueError as exc:
-        yield 1, Refusal(1, "(json)", f"not a valid JSON array: {exc}")
+        return Refusal(position, "(json)", f"not valid JSON: {exc}")
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Refuse an object that names a field twice (which value is meant?)."""
+    obj: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in obj:
+            raise ValueError(f"field {name!r} appears twice in one object")
+        obj[name] = value
+    return obj
+
+
+def _array_items(data: bytes) -> Iterator[tuple[int, Any]]:
+    items = _parse(data, 1)
+    if isinstance(items, Refusal):
+        yield 1, items
         return
     yield from enumerate(items, start=1)

@@ -67,7 +67,21 @@ class Settings:
             raw = source.get(env_name(name))
             if raw:
                 values[name] = _coerce(name, raw, default)
-        return cls(**values)
+        settings = cls(**values)
+        settings.check_values()
+        return settings
+
+    def check_values(self) -> None:
+        """Refuse negative times and counts.
+
+        Raises:
+            ConfigurationError: naming the variable.
+        """
+        for name, value in vars(self).items():
+            if isinstance(value, int | float) and value < 0:
+                raise ConfigurationError(
+                    f"{env_name(name)} must not be negative, got {value}."
+                )
 
     @property
     def consumer_stall_s(self) -> float:
@@ -165,7 +179,8 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
         if isinstance(default, float):
             return float(raw)
     except ValueError as exc:
+        kind = "an integer" if isinstance(default, int) else "a number"
         raise ConfigurationError(
-            f"{name.upper()} must be a {type(default).__name__}, got {raw!r}."
+            f"{env_name(name)} must be {kind}, got {raw!r}."
         ) from exc
     return raw

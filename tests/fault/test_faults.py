@@ -424,3 +424,37 @@ def simulator_create(sim: Simulator, key: str) -> int:
     )
     response.raise_for_status()
     return int(response.json()["opportunity"]["id"])
+
+
+def test_create_lost_with_its_worker_is_adopted_not_dead(
+    simulator: Simulator,
+    fault_settings: Settings,
+    start_worker: Callable[..., Worker],
+) -> None:
+    """A job whose worker died mid-POST as often as allowed adopts the
+    opportunity that POST made instead of ending dead beside it."""
+    settings = fault_settings.with_overrides(max_worker_losses=1)
+    ledger = Ledger(connect_redis(settings.redis_url), settings.key_prefix)
+    producer = Producer(ledger, create_app(settings), settings.key_prefix)
+    start_worker(settings=settings, pool="prefork", concurrency=2)
+    job = a_job()
+    simulator.faults(
+        {
+            "kind": "commit_late",
+            "method": "POST",
+            "path": "/opportunities",
+            "delay_s": 2.0,
+            "count": 1,
+        }
+    )
+    enqueue(producer, [job])
+    pid = wait_for(lambda: holder_pid(ledger, job["idempotencyKey"]), 30)
+    wait_for(lambda: simulator.stats()["faultsFired"].get("commit_late", 0) >= 1, 30)
+    os.kill(pid, signal.SIGKILL)
+
+    states = all_finished(ledger, [job["idempotencyKey"]], 60)
+
+    assert states == {job["idempotencyKey"]: "verified"}
+    assert created_per_key(simulator, [job["idempotencyKey"]]) == {
+        job["idempotencyKey"]: 1
+    }

@@ -147,3 +147,29 @@ def test_wait_times_out_with_exit_1(settings: Settings, simulator: object) -> No
 
     assert result.returncode == 1
     assert "1 jobs still unfinished" in result.stderr
+
+
+def test_worker_refuses_unsafe_bounds(settings: Settings) -> None:
+    """A worker whose waits could outlive the visibility timeout does not start."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--queues",
+            f"refused-{uuid.uuid4().hex[:6]}",
+            "--pool",
+            "solo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env={**os.environ, **settings.to_env(), "OPPSYNC_MAX_COUNTDOWN_S": "2000"},
+    )
+
+    assert result.returncode != 0
+    assert "worker_refused_to_start" in result.stderr + result.stdout
