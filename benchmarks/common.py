@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from worker.celery_app import worker_command
 from worker.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -112,26 +113,13 @@ def workers(
             "OPPSYNC_READY_FILE": str(ready),
             **(extra_env or {}),
         }
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "--pool",
-            pool,
-            "--concurrency",
-            str(concurrency),
-            "--queues",
+        command = worker_command(
             settings.key_prefix,
-            "--hostname",
-            f"bench{n}-{settings.key_prefix}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ]
+            pool=pool,
+            concurrency=concurrency,
+            hostname=f"bench{n}-{settings.key_prefix}@%h",
+            loglevel="WARNING",
+        )
         log = (folder / f"w{n}.log").open("wb")
         processes.append(
             subprocess.Popen(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +24,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import redis
 
+from worker.celery_app import worker_command
 from worker.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -171,10 +175,10 @@ class Simulator:
         return [o for o in self.opportunities() if marker_of(o) == key]
 
 
-def marker_of(opportunity: dict[str, Any]) -> str | None:
+def marker_of(opportunity: dict[str, Any], field_id: int = JOB_KEY_FIELD) -> str | None:
     """Return the job key written into an opportunity's marker field."""
     for item in opportunity.get("fields", []):
-        if item.get("definition", {}).get("id") == JOB_KEY_FIELD:
+        if item.get("definition", {}).get("id") == field_id:
             return str(item.get("value"))
     return None
 
@@ -238,32 +242,13 @@ class Worker:
         pool, concurrency, beat = self._options
         ready = self._log_path.with_suffix(".ready")
         ready.unlink(missing_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "--pool",
-            pool,
-            "--concurrency",
-            str(concurrency),
-            "--queues",
+        command = worker_command(
             self.settings.key_prefix,
-            "--hostname",
-            f"{self._name}-{self.settings.key_prefix}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ]
-        if beat:
-            command += [
-                "--beat",
-                "--schedule",
-                str(self._log_path.with_suffix(".beat")),
-            ]
+            pool=pool,
+            concurrency=concurrency,
+            hostname=f"{self._name}-{self.settings.key_prefix}@%h",
+            beat_schedule=str(self._log_path.with_suffix(".beat")) if beat else None,
+        )
         env = {**os.environ, **self.settings.to_env(), "OPPSYNC_READY_FILE": str(ready)}
         log = self._log_path.open("ab")
         self.process = subprocess.Popen(
@@ -311,3 +296,61 @@ class Worker:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PersistentRedis:
+    """A private redis-server with append-only persistence, restartable."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = _free_port()
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Its URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start it and wait until it answers."""
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is needed for this test"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        wait_for(lambda: _pings(client), 10, "redis-server to start")
+
+    def stop(self) -> None:
+        """Stop it the way an operator restart would (SIGTERM)."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False

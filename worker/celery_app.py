@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,28 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.redis_url.startswith("rediss://"):
         config["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     return config
+
+
+def worker_command(
+    queue: str,
+    *,
+    pool: str = "prefork",
+    concurrency: int = 4,
+    hostname: str = "oppsync@%h",
+    loglevel: str = "INFO",
+    beat_schedule: str | None = None,
+) -> list[str]:
+    """Return the command that starts a worker on ``queue`` with this
+    interpreter (for the demo, tests and benchmarks)."""
+    command = [
+        sys.executable, "-m", "celery", "-A", "worker", "worker",
+        "--pool", pool, "--concurrency", str(concurrency), "--queues", queue,
+        "--hostname", hostname, "--without-gossip", "--without-mingle",
+        "--loglevel", loglevel,
+    ]  # fmt: skip
+    if beat_schedule is not None:
+        command += ["--beat", "--schedule", beat_schedule]
+    return command
 
 
 @signals.setup_logging.connect

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import httpx
 import redis
 
-from worker.celery_app import create_app
+from worker.celery_app import create_app, worker_command
 from worker.connections import connect_redis, redacted
 from worker.dataset import DATA_DIR, sales_pipeline_jobs
 from worker.ledger import STATES, TERMINAL_STATES, Ledger
@@ -301,26 +301,12 @@ def _worker(
     settings: Settings, options: DemoOptions, workdir: Path, out: TextIO
 ) -> Iterator[None]:
     log_path = workdir / "worker.log"
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker",
-        "worker",
-        "--pool",
-        "threads",
-        "--concurrency",
-        str(options.concurrency),
-        "--queues",
+    command = worker_command(
         settings.key_prefix,
-        "--hostname",
-        "oppsync-demo@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel",
-        "WARNING",
-    ]
+        concurrency=options.concurrency,
+        hostname="oppsync-demo@%h",
+        loglevel="WARNING",
+    )
     env = {**os.environ, **settings.to_env(), "OPPSYNC_LOG_FORMAT": "json"}
     with log_path.open("w") as log_file:
         process = subprocess.Popen(

@@ -8,10 +8,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -21,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from tests.support import Simulator, Worker, marker_of, wait_for
+from tests.support import PersistentRedis, Simulator, Worker, marker_of, wait_for
 from worker.celery_app import create_app
 from worker.connections import connect_redis
 from worker.ledger import TERMINAL_STATES, Ledger
@@ -183,64 +179,6 @@ def test_pool_child_killed_mid_post_then_whole_worker_killed(
 
     assert set(states.values()) == {"verified"}, Counter(states.values())
     assert created_per_key(simulator, keys) == dict.fromkeys(keys, 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PersistentRedis:
-    """A private redis-server with append-only persistence, restartable."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
-        self.folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Its URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start it and wait until it answers."""
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is needed for this test"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.folder),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        wait_for(lambda: _pings(client), 10, "redis-server to start")
-
-    def stop(self) -> None:
-        """Stop it the way an operator restart would (SIGTERM)."""
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 def test_redis_restart_mid_run(
