@@ -39,8 +39,6 @@ T = TypeVar("T")
 
 #: Seconds between pings while Redis is unreachable.
 REDIS_POLL_S = 0.5
-#: Wait before retrying after the token was refused, in seconds.
-UNAUTHORIZED_WAIT_S = 60.0
 
 
 @app.task(name=CREATE_TASK, bind=True, max_retries=None)
@@ -164,6 +162,13 @@ def _guard(
             "error_class": type(exc).__name__,
             "wait_s": round(wait_s, 2),
         }
+        if isinstance(exc, CapsuleUnauthorized):
+            log.error(
+                "capsule_token_refused",
+                status_code=exc.status_code,
+                detail=str(exc),
+                wait_s=round(wait_s, 2),
+            )
         if wait_s > rt.settings.max_countdown_s:
             rt.parking.park(step, wait_s)
             log.info("job_parked", **fields)
@@ -219,10 +224,10 @@ def _retry_wait_s(rt: Runtime, exc: TransientError, retries: int) -> float:
     """Return how long to wait before the next try, in seconds (waits over
     the countdown cap are parked by the caller)."""
     settings = rt.settings
-    if isinstance(exc, RateLimited | LeaseHeld) and exc.wait_s is not None:
+    if isinstance(exc, RateLimited | LeaseHeld | CapsuleUnauthorized) and exc.wait_s:
         wait_s = exc.wait_s + 0.5
     elif isinstance(exc, CapsuleUnauthorized):
-        wait_s = UNAUTHORIZED_WAIT_S
+        wait_s = settings.auth_recheck_s
     else:
         backoff = Backoff(
             settings.backoff_min_s, settings.backoff_factor, settings.backoff_max_s

@@ -114,10 +114,9 @@ class CapsuleClient:
         try:
             status, headers, raw = self._exchange(method, path, params, content)
         except httpx.HTTPError as exc:
-            self._budget.observe({})
+            self._budget.observe({}, status_code=0)
             raise _transport_error(exc, method, path, creates) from exc
-        rate_limited = status == 429
-        pause_s = self._budget.observe(headers, rate_limited=rate_limited)
+        pause_s = self._budget.observe(headers, status_code=status)
         duration_ms = round((time.monotonic() - started) * 1000)
         log.info(
             "capsule_request_sent",
@@ -182,7 +181,9 @@ def _status_error(
         return RateLimited(f"Capsule rate limit reached: {message}", wait_s=pause_s)
     if status in (401, 403):
         return CapsuleUnauthorized(
-            f"Capsule refused the token ({status}): {message}", status_code=status
+            f"Capsule refused the token ({status}): {message}",
+            status_code=status,
+            wait_s=pause_s,
         )
     if creates and status in AMBIGUOUS_STATUSES:
         return OutcomeUnknown(

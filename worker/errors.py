@@ -75,8 +75,10 @@ class CapsuleUnauthorized(TransientError):
     Not the job's fault: the job waits for a working token instead of dying.
     """
 
-    def __init__(self, message: str, *, status_code: int) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, status_code: int, wait_s: float | None = None
+    ) -> None:
+        super().__init__(message, wait_s=wait_s)
         self.status_code = status_code
 
 

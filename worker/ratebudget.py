@@ -43,6 +43,12 @@ class RedisRateBudget:
         account: name from :func:`account_id`.
         reserve: requests left unused at the end of each window, as a
             margin for other clients of the same Capsule user.
+        window_s: the length of Capsule's rate window (an hour), used to
+            spread the budget evenly over it.
+        burst: the share of the limit that may run ahead of the even pace
+            (1 turns pacing off).
+        auth_recheck_s: how long the fleet pauses after Capsule refused the
+            token (401/403) before the next request tries it again.
         max_inline_wait_s: waits up to this long happen in the calling
             thread; longer ones raise :class:`RateLimited`.
     """
@@ -54,10 +60,15 @@ class RedisRateBudget:
         account: str,
         *,
         reserve: int = 0,
+        window_s: float = 3600.0,
+        burst: float = 0.05,
+        auth_recheck_s: float = 60.0,
         max_inline_wait_s: float = 5.0,
     ) -> None:
+        self._auth_recheck_s = auth_recheck_s
         self._key = f"{prefix}:rate:{account}"
         self._reserve = reserve
+        self._pacing = (window_s, burst)
         self._max_inline_wait_s = max_inline_wait_s
         self._take = client.register_script((_LUA / "rate_take.lua").read_text())
         self._observe = client.register_script((_LUA / "rate_observe.lua").read_text())
@@ -70,9 +81,8 @@ class RedisRateBudget:
                 ``wait_s`` says for how long. Waiting is not a failure.
         """
         while True:
-            wait_s = float(
-                self._take(keys=[self._key], args=[time.time(), self._reserve])
-            )
+            args = [time.time(), self._reserve, *self._pacing]
+            wait_s = float(self._take(keys=[self._key], args=args))
             if wait_s <= 0:
                 return
             if wait_s > self._max_inline_wait_s:
@@ -83,20 +93,28 @@ class RedisRateBudget:
             time.sleep(wait_s)
 
     def observe(
-        self, headers: Mapping[str, str], *, rate_limited: bool = False
+        self, headers: Mapping[str, str], *, status_code: int = 200
     ) -> float | None:
         """Fold a response's headers into the budget.
 
+        A 429 pauses every process using this account until the reset; a
+        401 or 403 pauses them for ``auth_recheck_s``, after which the
+        next request tests the token again.
+
         Args:
             headers: the response headers (case-insensitive mapping).
-            rate_limited: the response was a 429; pause the fleet.
+            status_code: the response status (0 when no answer came).
 
         Returns:
-            The pause in seconds after a 429, else None.
+            The pause in seconds when the fleet was paused, else None.
         """
         now_s = time.time()
         limit, remaining, reset_at = _rate_headers(headers)
-        pause_s = rate_limit_wait_s(headers, now_s) if rate_limited else None
+        pause_s: float | None = None
+        if status_code == 429:
+            pause_s = rate_limit_wait_s(headers, now_s)
+        elif status_code in (401, 403):
+            pause_s = self._auth_recheck_s
         pause_until = "" if pause_s is None else str(now_s + pause_s)
         args = [limit, remaining, reset_at, pause_until]
         self._observe(keys=[self._key], args=args)

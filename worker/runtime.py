@@ -46,6 +46,9 @@ def build_runtime(settings: Settings) -> Runtime:
         settings.key_prefix,
         account_id(settings.require_token()),
         reserve=settings.rate_reserve,
+        window_s=settings.rate_window_s,
+        burst=settings.rate_burst,
+        auth_recheck_s=settings.auth_recheck_s,
         max_inline_wait_s=settings.max_inline_wait_s,
     )
     capsule = CapsuleClient(settings, budget)

@@ -42,6 +42,9 @@ class Settings:
     backoff_max_s: float = 120.0
     max_countdown_s: float = 300.0
     rate_reserve: int = 0
+    rate_window_s: float = 3600.0
+    rate_burst: float = 0.05
+    auth_recheck_s: float = 60.0
     max_inline_wait_s: float = 5.0
     lookup_cache_ttl_s: int = 600
     lease_s: int = 120

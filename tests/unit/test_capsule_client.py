@@ -24,15 +24,15 @@ class FreeBudget:
     """A budget that never waits and remembers what it was told."""
 
     def __init__(self) -> None:
-        self.observed: list[bool] = []
+        self.observed: list[int] = []
 
     def acquire(self) -> None:
         """Allow every request."""
 
-    def observe(self, headers: Any, *, rate_limited: bool = False) -> float | None:
-        """Record whether the response was a 429."""
-        self.observed.append(rate_limited)
-        return 30.0 if rate_limited else None
+    def observe(self, headers: Any, *, status_code: int = 200) -> float | None:
+        """Record the status; pause 30 s after a 429, 401 or 403."""
+        self.observed.append(status_code)
+        return 30.0 if status_code in (401, 403, 429) else None
 
 
 def client_for(handler: Any) -> CapsuleClient:
