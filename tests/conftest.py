@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Simulator, Worker, settings_for
+from tests.support import SESSION_PREFIXES, Simulator, Worker, settings_for
 from worker.celery_app import create_app
 from worker.connections import connect_redis
 from worker.ledger import Ledger
@@ -23,12 +23,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _wipe_test_keys() -> Iterator[None]:
-    """Remove every key the session's test prefixes left in Redis."""
+    """Remove the keys this session's prefixes left in Redis (and only those:
+    another session may be running against the same Redis)."""
     yield
     client = connect_redis(Settings.from_env().redis_url)
-    keys = list(client.scan_iter("oppsync-test-*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.unlink(*keys[start : start + 500])
+    for prefix in SESSION_PREFIXES:
+        keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.unlink(*keys[start : start + 500])
 
 
 @pytest.fixture(scope="session")

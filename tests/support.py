@@ -183,6 +183,10 @@ def marker_of(opportunity: dict[str, Any], field_id: int = JOB_KEY_FIELD) -> str
     return None
 
 
+#: Key prefixes handed out in this test session, wiped at its end.
+SESSION_PREFIXES: list[str] = []
+
+
 def settings_for(sim: Simulator, **overrides: Any) -> Settings:
     """Settings for a worker against ``sim`` under a fresh key prefix."""
     base = Settings.from_env().with_overrides(
@@ -198,7 +202,9 @@ def settings_for(sim: Simulator, **overrides: Any) -> Settings:
         lease_s=10,
         log_format="json",
     )
-    return base.with_overrides(**overrides)
+    settings = base.with_overrides(**overrides)
+    SESSION_PREFIXES.append(settings.key_prefix)
+    return settings
 
 
 class Worker:

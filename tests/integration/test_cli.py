@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT, Worker
+from tests.support import REPO_ROOT, SESSION_PREFIXES, Worker
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -139,6 +139,7 @@ def test_status_of_unknown_key_exits_1(settings: Settings) -> None:
 def test_wait_times_out_with_exit_1(settings: Settings, simulator: object) -> None:
     """wait gives up at its timeout while a job is unfinished."""
     stalled = settings.with_overrides(key_prefix=f"oppsync-test-{uuid.uuid4().hex[:8]}")
+    SESSION_PREFIXES.append(stalled.key_prefix)
     oppsync(
         stalled, "enqueue", "-", stdin=job_line("stalled")
     )  # no worker on this queue
