@@ -83,15 +83,16 @@ def sim_admin(url: str, method: str, path: str, body: Any = None) -> Any:
 
 def bench_settings(sim_url: str, **overrides: Any) -> Settings:
     """Settings for benchmark workers under a fresh key prefix."""
-    return Settings.from_env().with_overrides(
-        capsule_api_url=f"{sim_url}/api/v2",
-        capsule_api_token=TOKEN,
-        capsule_job_key_field="oppsync job key",
-        key_prefix=f"oppsync-bench-{uuid.uuid4().hex[:6]}",
-        log_level="WARNING",
-        log_format="json",
+    options: dict[str, Any] = {
+        "capsule_api_url": f"{sim_url}/api/v2",
+        "capsule_api_token": TOKEN,
+        "capsule_job_key_field": "oppsync job key",
+        "key_prefix": f"oppsync-bench-{uuid.uuid4().hex[:6]}",
+        "log_level": "WARNING",
+        "log_format": "json",
         **overrides,
-    )
+    }
+    return Settings.from_env().with_overrides(**options)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from worker.celery_app import CREATE_TASK, SWEEP_TASK, VERIFY_TASK, app
 from worker.creation import CreateOutcome
 from worker.errors import (
     CapsuleUnauthorized,
+    DeadlinePassed,
     LeaseHeld,
     PermanentError,
     RateLimited,
@@ -42,18 +43,23 @@ REDIS_POLL_S = 0.5
 
 
 @app.task(name=CREATE_TASK, bind=True, max_retries=None)
-def create_opportunity(self: Task[Any, Any], job_key: str) -> None:
-    """Create the job's opportunity once, then schedule its verification."""
+def create_opportunity(
+    self: Task[Any, Any], job_key: str, account: str | None = None
+) -> None:
+    """Create the job's opportunity once, then schedule its verification.
+
+    ``account`` names the Capsule account (None: the default one).
+    """
     rt = runtime()
     holder = f"{socket.gethostname()}:{os.getpid()}:{self.request.id}"
     with _job_context(job_key, "create", self.request.retries):
-        step = ParkedStep("create", job_key)
+        step = ParkedStep("create", job_key, account=account)
         outcome = _guard(
             self,
             rt,
             step,
-            lambda: rt.creation.run(job_key, holder),
-            lambda losses: _create_lost(rt, job_key, losses),
+            lambda: rt.account(account).creation.run(job_key, holder),
+            lambda losses: _create_lost(rt, step, losses),
         )
         if outcome is None or outcome.opportunity_id is None:
             return
@@ -63,23 +69,26 @@ def create_opportunity(self: Task[Any, Any], job_key: str) -> None:
                 opportunity_id=outcome.opportunity_id,
                 via=outcome.via,
             )
-        verify_opportunity.apply_async(
-            (job_key, outcome.opportunity_id), countdown=rt.settings.verify_delay_s
+        send_step(
+            ParkedStep("verify", job_key, outcome.opportunity_id, account),
+            countdown_s=rt.settings.verify_delay_s,
         )
 
 
 @app.task(name=VERIFY_TASK, bind=True, max_retries=None)
-def verify_opportunity(self: Task[Any, Any], job_key: str, opportunity_id: int) -> None:
+def verify_opportunity(
+    self: Task[Any, Any], job_key: str, opportunity_id: int, account: str | None = None
+) -> None:
     """Check owner and team of the job's opportunity; repair both if needed."""
     rt = runtime()
     with _job_context(job_key, "verify", self.request.retries):
         structlog.contextvars.bind_contextvars(opportunity_id=opportunity_id)
-        step = ParkedStep("verify", job_key, opportunity_id)
+        step = ParkedStep("verify", job_key, opportunity_id, account)
         final = _guard(
             self,
             rt,
             step,
-            lambda: _verify(self, rt, job_key, opportunity_id),
+            lambda: _verify(self, rt, step),
             _verify_lost,
         )
         if final == "repaired":
@@ -101,20 +110,23 @@ def sweep() -> None:
         )
 
 
-def send_step(step: ParkedStep) -> None:
-    """Send a job's step as its task, now."""
+def send_step(step: ParkedStep, countdown_s: float = 0.0) -> None:
+    """Send a job's step as its task (the account only when not default)."""
+    extra = {"account": step.account} if step.account else {}
     if step.step == "verify" and step.opportunity_id is not None:
-        verify_opportunity.apply_async((step.key, step.opportunity_id))
+        verify_opportunity.apply_async(
+            (step.key, step.opportunity_id), extra, countdown=countdown_s
+        )
     else:
-        create_opportunity.apply_async((step.key,))
+        create_opportunity.apply_async((step.key,), extra, countdown=countdown_s)
 
 
-def _create_lost(rt: Runtime, key: str, losses: int) -> CreateOutcome:
+def _create_lost(rt: Runtime, step: ParkedStep, losses: int) -> CreateOutcome:
     """The create died with its worker too often: adopt what a lost run may
     have created (looking once, so a lookup that kills cannot loop), else
     give up."""
     if losses == rt.settings.max_worker_losses:
-        adopted = rt.creation.adopt_lost(key)
+        adopted = rt.account(step.account).creation.adopt_lost(step.key)
         if adopted is not None:
             return adopted
     raise WorkerLost(f"worker lost {losses} times while running this job")
@@ -124,15 +136,14 @@ def _verify_lost(losses: int) -> str | None:
     raise WorkerLost(f"worker lost {losses} times while verifying this job")
 
 
-def _verify(
-    task: Task[Any, Any], rt: Runtime, key: str, opportunity_id: int
-) -> str | None:
+def _verify(task: Task[Any, Any], rt: Runtime, step: ParkedStep) -> str | None:
     if task.request.retries >= rt.settings.max_attempts:
         raise RetriesExhausted(
-            f"opportunity {opportunity_id} exists, but its owner and team could not "
-            f"be verified after {task.request.retries} attempts"
+            f"opportunity {step.opportunity_id} exists, but its owner and team "
+            f"could not be verified after {task.request.retries} attempts"
         )
-    return rt.verification.run(key, opportunity_id)
+    verification = rt.account(step.account).verification
+    return verification.run(step.key, step.opportunity_id or 0)
 
 
 def _guard(
@@ -156,25 +167,8 @@ def _guard(
             return on_lost(losses)
         return run()
     except TransientError as exc:
-        wait_s = _retry_wait_s(rt, exc, task.request.retries)
-        fields = {
-            "error": str(exc),
-            "error_class": type(exc).__name__,
-            "wait_s": round(wait_s, 2),
-        }
-        if isinstance(exc, CapsuleUnauthorized):
-            log.error(
-                "capsule_token_refused",
-                status_code=exc.status_code,
-                detail=str(exc),
-                wait_s=round(wait_s, 2),
-            )
-        if wait_s > rt.settings.max_countdown_s:
-            rt.parking.park(step, wait_s)
-            log.info("job_parked", **fields)
-            return None
-        log.info("job_retry_scheduled", **fields)
-        raise task.retry(countdown=wait_s, max_retries=None) from None
+        _retry_later(task, rt, step, exc)
+        return None
     except PermanentError as exc:
         _dead_letter(rt, key, exc.reason, str(exc), getattr(exc, "status_code", None))
         return None
@@ -209,6 +203,54 @@ def _await_redis(rt: Runtime) -> None:
             if rt.redis.ping():
                 return
         time.sleep(REDIS_POLL_S)
+
+
+def _retry_later(
+    task: Task[Any, Any], rt: Runtime, step: ParkedStep, exc: TransientError
+) -> None:
+    """Retry after a transient error: a countdown for short waits, parking
+    for long ones, a dead letter once the job's deadline has passed.
+
+    Raises:
+        celery.exceptions.Retry: a retry was scheduled.
+    """
+    if _past_deadline(rt, step.key, exc):
+        return
+    wait_s = _retry_wait_s(rt, exc, task.request.retries)
+    fields = {
+        "error": str(exc),
+        "error_class": type(exc).__name__,
+        "wait_s": round(wait_s, 2),
+    }
+    if isinstance(exc, CapsuleUnauthorized):
+        log.error("capsule_token_refused", status_code=exc.status_code, **fields)
+    if wait_s > rt.settings.max_countdown_s:
+        rt.parking.park(step, wait_s)
+        log.info("job_parked", **fields)
+        return
+    log.info("job_retry_scheduled", **fields)
+    raise task.retry(countdown=wait_s, max_retries=None) from None
+
+
+def _past_deadline(rt: Runtime, key: str, exc: TransientError) -> bool:
+    """Dead-letter a job still waiting when its overall deadline has passed.
+
+    Returns:
+        True when the job was given up.
+    """
+    record = rt.ledger.get(key)
+    if record is None:
+        return False
+    age_s = time.time() - record.created_at_ms / 1000
+    if age_s <= rt.settings.job_deadline_s:
+        return False
+    waiting_for = "the rate limit" if isinstance(exc, RateLimited) else "Capsule"
+    late = DeadlinePassed(
+        f"ran out of time waiting for {waiting_for}: {age_s:.0f} s since enqueue, "
+        f"deadline {rt.settings.job_deadline_s:g} s; last error: {exc}"
+    )
+    _dead_letter(rt, key, late.reason, str(late), None)
+    return True
 
 
 def _dead_letter(

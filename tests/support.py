@@ -31,6 +31,7 @@ from worker.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "test-token"
+SECOND_TOKEN = "test-token-second"
 T = TypeVar("T")
 
 API_USER, ANN, BOB, CAT = 9, 1, 2, 3
@@ -76,7 +77,10 @@ SEED: dict[str, Any] = {
             "delay_s": 0.2,
         }
     ],
-    "tokens": {TOKEN: {"user": API_USER, "scope": "write"}},
+    "tokens": {
+        TOKEN: {"user": API_USER, "scope": "write"},
+        SECOND_TOKEN: {"user": ANN, "scope": "write"},
+    },
 }
 
 

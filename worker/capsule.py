@@ -36,7 +36,7 @@ from worker.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from worker.ratebudget import RedisRateBudget
+from worker.ratebudget import LocalRateBudget, RedisRateBudget
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -57,7 +57,7 @@ class CapsuleClient:
     def __init__(
         self,
         settings: Settings,
-        budget: RedisRateBudget,
+        budget: RedisRateBudget | LocalRateBudget,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._budget = budget

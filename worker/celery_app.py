@@ -78,6 +78,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
         },
     }
+    if settings.celery_rate_limit:
+        # Celery's own limiter, per worker and per task type; only for
+        # comparison with the shared budget (it knows nothing of Capsule).
+        config["worker_disable_rate_limits"] = False
+        config["task_annotations"] = {"*": {"rate_limit": settings.celery_rate_limit}}
     if settings.redis_url.startswith("rediss://"):
         config["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     return config
@@ -117,7 +122,8 @@ def _check_worker(**_: Any) -> None:
     try:
         settings = Settings.from_env()
         settings.check_broker_bounds()
-        settings.require_token()
+        if not settings.account_tokens():
+            settings.require_token()
     except ConfigurationError as exc:
         # Celery logs and swallows exceptions from signal receivers; only an
         # exit stops the worker.

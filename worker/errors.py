@@ -14,6 +14,7 @@
         ├── CapsuleRejected       400, 404 or 422 with Capsule's own message
         ├── LookupFailed          a name matched nothing or several things
         ├── RetriesExhausted      transient failures went on too long
+        ├── DeadlinePassed        still waiting at the job's deadline
         ├── WorkerLost            the job's task kept killing its worker
         └── JobInvalid            the payload breaks the job schema
 
@@ -120,6 +121,13 @@ class RetriesExhausted(PermanentError):
     """Transient failures went on past the configured number of attempts."""
 
     reason = "exhausted"
+
+
+class DeadlinePassed(PermanentError):
+    """The job was still waiting (for the rate limit, a token, Capsule) when
+    its overall deadline passed."""
+
+    reason = "deadline"
 
 
 class WorkerLost(PermanentError):

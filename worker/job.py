@@ -150,10 +150,14 @@ class FieldValue(_Model):
         return self
 
 
+AccountName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
 class Job(_Model):
     """One opportunity to create, as a producer asked for it."""
 
     idempotency_key: IdempotencyKey | None = None
+    account: AccountName | None = None
     name: NonBlank
     party_id: CapsuleId | None = None
     party: PartyRef | None = None

@@ -10,7 +10,7 @@ taking it and re-sending) is still unfinished in the ledger, so the stale
 scan of the sweep finds it.
 
 Keys, under prefix ``p``: ``p:parked`` (sorted set; member
-``step|key|opportunityId``, score the resume time in epoch ms).
+``step|opportunityId|account|key``, score the resume time in epoch ms).
 """
 
 from __future__ import annotations
@@ -28,21 +28,27 @@ RESUME_BATCH = 1000
 
 @dataclass(frozen=True)
 class ParkedStep:
-    """A step to run again: ``create`` or ``verify`` (with its opportunity)."""
+    """A step to run again: ``create`` or ``verify`` (with its opportunity),
+    for a job of an account (None: the default one)."""
 
     step: str
     key: str
     opportunity_id: int | None = None
+    account: str | None = None
 
     def member(self) -> str:
         """Encode as a sorted-set member."""
-        return f"{self.step}|{self.opportunity_id or ''}|{self.key}"
+        return (
+            f"{self.step}|{self.opportunity_id or ''}|{self.account or ''}|{self.key}"
+        )
 
     @classmethod
     def from_member(cls, member: str) -> ParkedStep:
         """Decode a sorted-set member (the key may itself contain ``|``)."""
-        step, opportunity, key = member.split("|", 2)
-        return cls(step, key, int(opportunity) if opportunity else None)
+        step, opportunity, account, key = member.split("|", 3)
+        return cls(
+            step, key, int(opportunity) if opportunity else None, account or None
+        )
 
 
 class ParkingLot:

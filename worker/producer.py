@@ -86,7 +86,10 @@ class Producer:
             message = f"key {job.key!r} is already taken by a job with other content"
             report.refusals.append(Refusal(position, "idempotencyKey", message))
         else:
-            self._app.send_task(CREATE_TASK, args=[job.key], queue=self._queue)
+            extra = {"account": job.account} if job.account else {}
+            self._app.send_task(
+                CREATE_TASK, args=[job.key], kwargs=extra, queue=self._queue
+            )
             report.enqueued += 1
             report.keys.append(job.key)
 

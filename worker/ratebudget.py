@@ -121,6 +121,30 @@ class RedisRateBudget:
         return pause_s
 
 
+class LocalRateBudget:
+    """No shared budget: each process learns of a 429 by itself.
+
+    Only for comparing against the shared budget (``OPPSYNC_RATE_BUDGET=off``);
+    a fleet run this way trips Capsule's limit.
+    """
+
+    def __init__(self, auth_recheck_s: float = 60.0) -> None:
+        self._auth_recheck_s = auth_recheck_s
+
+    def acquire(self) -> None:
+        """Never wait."""
+
+    def observe(
+        self, headers: Mapping[str, str], *, status_code: int = 200
+    ) -> float | None:
+        """Return the pause a 429, 401 or 403 calls for; share nothing."""
+        if status_code == 429:
+            return rate_limit_wait_s(headers, time.time())
+        if status_code in (401, 403):
+            return self._auth_recheck_s
+        return None
+
+
 def _rate_headers(headers: Mapping[str, str]) -> tuple[str, str, str]:
     try:
         limit = int(headers.get("X-RateLimit-Limit", ""))

@@ -7,6 +7,7 @@ looks at ``os.environ``; pass a ``Settings`` instead.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -14,6 +15,8 @@ from typing import Any
 
 from worker.errors import ConfigurationError
 
+#: The account a job uses when it names none (token: CAPSULE_API_TOKEN).
+DEFAULT_ACCOUNT = "default"
 #: Capsule's public v2 base URL.
 CAPSULE_DEFAULT_URL = "https://api.capsulecrm.com/api/v2"
 
@@ -28,6 +31,7 @@ class Settings:
 
     capsule_api_url: str = CAPSULE_DEFAULT_URL
     capsule_api_token: str = field(default="", repr=False)
+    capsule_accounts: str = field(default="", repr=False)
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "oppsync"
     capsule_job_key_field: str = ""
@@ -37,6 +41,7 @@ class Settings:
     verify_delay_s: float = 2.0
     max_attempts: int = 8
     max_worker_losses: int = 3
+    job_deadline_s: float = 24 * 3600.0
     backoff_min_s: float = 2.0
     backoff_factor: float = 2.0
     backoff_max_s: float = 120.0
@@ -45,6 +50,8 @@ class Settings:
     rate_window_s: float = 3600.0
     rate_burst: float = 0.05
     auth_recheck_s: float = 60.0
+    rate_budget: str = "shared"
+    celery_rate_limit: str = ""
     max_inline_wait_s: float = 5.0
     lookup_cache_ttl_s: int = 600
     lease_s: int = 120
@@ -74,12 +81,46 @@ class Settings:
         settings.check_values()
         return settings
 
+    def account_tokens(self) -> dict[str, str]:
+        """Return every configured account's token by account name.
+
+        ``CAPSULE_ACCOUNTS`` is a JSON object of further accounts, e.g.
+        ``{"eu": "token-1", "us": "token-2"}``; the default account uses
+        ``CAPSULE_API_TOKEN``.
+
+        Raises:
+            ConfigurationError: ``CAPSULE_ACCOUNTS`` is not such an object.
+        """
+        tokens = (
+            {DEFAULT_ACCOUNT: self.capsule_api_token} if self.capsule_api_token else {}
+        )
+        if not self.capsule_accounts:
+            return tokens
+        try:
+            extra = json.loads(self.capsule_accounts)
+        except ValueError:
+            extra = None
+        if not isinstance(extra, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in extra.items()
+        ):
+            raise ConfigurationError(
+                "CAPSULE_ACCOUNTS must be a JSON object of account name to token, "
+                'e.g. {"eu": "..."} (its content is not shown here).'
+            )
+        return {**tokens, **extra}
+
     def check_values(self) -> None:
-        """Refuse negative times and counts.
+        """Refuse negative times and counts, and malformed accounts.
 
         Raises:
             ConfigurationError: naming the variable.
         """
+        self.account_tokens()
+        if self.rate_budget not in ("shared", "off"):
+            raise ConfigurationError(
+                "OPPSYNC_RATE_BUDGET must be 'shared' or 'off', "
+                f"got {self.rate_budget!r}."
+            )
         for name, value in vars(self).items():
             if isinstance(value, int | float) and value < 0:
                 raise ConfigurationError(

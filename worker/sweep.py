@@ -64,10 +64,11 @@ def rescue_stale_jobs(rt: Runtime, send: StepSender) -> int:
             continue
         if record.updated_at_ms > cutoff_ms:
             continue
+        account = record.payload.get("account")
         if record.opportunity_id is not None:
-            send(ParkedStep("verify", key, record.opportunity_id))
+            send(ParkedStep("verify", key, record.opportunity_id, account))
         else:
-            send(ParkedStep("create", key))
+            send(ParkedStep("create", key, account=account))
         rt.ledger.touch(key)
         rescued += 1
     return rescued

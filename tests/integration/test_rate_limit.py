@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,7 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import TOKEN, Simulator, Worker, settings_for, wait_for
+from tests.support import (
+    SECOND_TOKEN,
+    SEED,
+    TOKEN,
+    Simulator,
+    Worker,
+    settings_for,
+    wait_for,
+)
 from worker.celery_app import create_app
 from worker.connections import connect_redis
 from worker.ledger import TERMINAL_STATES, Ledger
@@ -28,7 +38,7 @@ def small_window(simulator: Simulator) -> Iterator[Simulator]:
     simulator.admin("PUT", "ratelimit", {"limit": LIMIT, "window_s": WINDOW_S})
     yield simulator
     simulator.admin("PUT", "ratelimit", {"limit": 4000, "window_s": 3600})
-    simulator.admin("PUT", "tokens", {"tokens": {TOKEN: {"user": 9, "scope": "write"}}})
+    simulator.admin("PUT", "tokens", {"tokens": SEED["tokens"]})
 
 
 @pytest.fixture
@@ -56,7 +66,7 @@ def fleet(
         worker.kill()
 
 
-def jobs(count: int) -> list[tuple[int, dict[str, Any]]]:
+def jobs(count: int, **extra: Any) -> list[tuple[int, dict[str, Any]]]:
     """Return ``count`` valid jobs with fresh keys."""
     return [
         (
@@ -66,6 +76,7 @@ def jobs(count: int) -> list[tuple[int, dict[str, Any]]]:
                 "name": f"Deal {n}",
                 "partyId": 100,
                 "milestoneId": 30,
+                **extra,
             },
         )
         for n in range(1, count + 1)
@@ -115,10 +126,14 @@ def test_429_pauses_every_process(
     assert small_window.stats()["rateLimited"] - rejected_before <= 4
 
 
-def spend_window(sim: Simulator) -> None:
-    """Use up the current window with the workers' own token."""
+def spend_window(sim: Simulator, fresh: bool = False) -> None:
+    """Use up a window with the workers' own token (with ``fresh``, the one
+    that has just begun, so that its reset is a whole window away)."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=sim.api_url, headers=headers) as client:
+        if fresh:
+            reset_s = float(client.get("users/current").headers["X-RateLimit-Reset"])
+            wait_for(lambda: time.time() > reset_s + 0.05, WINDOW_S + 2, "a new window")
         for _ in range(LIMIT + 1):
             if client.get("users/current").status_code == 429:
                 return
@@ -143,3 +158,38 @@ def test_401_pauses_work_without_dead_letters(
 
     assert "dead" not in paused.values()
     assert set(states.values()) == {"verified"}
+
+
+def test_two_accounts_do_not_slow_each_other(
+    small_window: Simulator, fleet: Callable[..., tuple[Settings, Ledger, Producer]]
+) -> None:
+    """A spent budget on one Capsule account holds back its own jobs only."""
+    accounts = json.dumps({"second": SECOND_TOKEN})
+    _, ledger, producer = fleet(2, capsule_accounts=accounts)
+    spend_window(small_window, fresh=True)
+
+    held = producer.submit_all(jobs(4))
+    free = producer.submit_all(jobs(4, account="second"))
+    finish_all(ledger, free.keys, 8)
+    held_states = {k: ledger.get(k).state for k in held.keys}  # type: ignore[union-attr]
+    finish_all(ledger, held.keys, 30)
+
+    assert "verified" not in held_states.values()
+
+
+def test_job_waiting_past_its_deadline_ends_dead(
+    small_window: Simulator, fleet: Callable[..., tuple[Settings, Ledger, Producer]]
+) -> None:
+    """A job still waiting when its overall deadline passes ends dead with a
+    reason saying it ran out of time."""
+    _, ledger, producer = fleet(1, auth_recheck_s=0.5, job_deadline_s=2.0)
+    small_window.admin("PUT", "tokens", {"tokens": {}})
+
+    report = producer.submit_all(jobs(1))
+    states = finish_all(ledger, report.keys, 30)
+
+    [key] = report.keys
+    assert states == {key: "dead"}
+    letter = ledger.dead_letter(key)
+    assert letter["reason"] == "deadline"
+    assert "ran out of time waiting for Capsule" in letter["message"]
