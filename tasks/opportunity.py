@@ -27,9 +27,9 @@ from worker.errors import (
     LeaseHeld,
     PermanentError,
     RateLimited,
-    RetriesExhausted,
     TransientError,
     WorkerLost,
+    spends_attempt,
 )
 from worker.parking import ParkedStep
 from worker.runtime import Runtime, runtime
@@ -88,7 +88,7 @@ def verify_opportunity(
             self,
             rt,
             step,
-            lambda: _verify(self, rt, step),
+            lambda: _verify(step, rt),
             _verify_lost,
         )
         if final == "repaired":
@@ -136,12 +136,7 @@ def _verify_lost(losses: int) -> str | None:
     raise WorkerLost(f"worker lost {losses} times while verifying this job")
 
 
-def _verify(task: Task[Any, Any], rt: Runtime, step: ParkedStep) -> str | None:
-    if task.request.retries >= rt.settings.max_attempts:
-        raise RetriesExhausted(
-            f"opportunity {step.opportunity_id} exists, but its owner and team "
-            f"could not be verified after {task.request.retries} attempts"
-        )
+def _verify(step: ParkedStep, rt: Runtime) -> str | None:
     verification = rt.account(step.account).verification
     return verification.run(step.key, step.opportunity_id or 0)
 
@@ -214,7 +209,7 @@ def _retry_later(
     Raises:
         celery.exceptions.Retry: a retry was scheduled.
     """
-    if _past_deadline(rt, step.key, exc):
+    if _past_deadline(rt, step.key, exc) or _verify_exhausted(rt, step, exc):
         return
     wait_s = _retry_wait_s(rt, exc, task.request.retries)
     fields = {
@@ -230,6 +225,24 @@ def _retry_later(
         return
     log.info("job_retry_scheduled", **fields)
     raise task.retry(countdown=wait_s, max_retries=None) from None
+
+
+def _verify_exhausted(rt: Runtime, step: ParkedStep, exc: TransientError) -> bool:
+    """Count a failed verification; dead-letter the job when they ran out.
+
+    (The create counts its own failures in the ledger's release script.)
+    """
+    if step.step != "verify" or not spends_attempt(exc):
+        return False
+    failures = rt.ledger.count_failure(step.key, "verify")
+    if failures < rt.settings.max_attempts:
+        return False
+    message = (
+        f"opportunity {step.opportunity_id} exists, but its owner and team could "
+        f"not be verified after {failures} failed attempts; last error: {exc}"
+    )
+    _dead_letter(rt, step.key, "exhausted", message, None)
+    return True
 
 
 def _past_deadline(rt: Runtime, key: str, exc: TransientError) -> bool:

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 from worker.capsule import CapsuleClient
 from worker.errors import (
-    CapsuleUnauthorized,
     LeaseHeld,
     OutcomeUnknown,
-    RateLimited,
     RetriesExhausted,
     TransientError,
+    spends_attempt,
 )
 from worker.job import Job, parse_job
 from worker.ledger import JobRecord, Ledger
@@ -149,7 +148,7 @@ class Creation:
     def _give_back(
         self, key: str, holder: str, progress: _Progress, exc: TransientError
     ) -> None:
-        is_failure = not isinstance(exc, RateLimited | CapsuleUnauthorized | LeaseHeld)
+        is_failure = spends_attempt(exc)
         not_sent = progress.nothing_in_flight and not isinstance(exc, OutcomeUnknown)
         failures = self._ledger.release(
             key, holder, str(exc), not_sent=not_sent, is_failure=is_failure

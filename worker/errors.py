@@ -150,3 +150,12 @@ class JobInvalid(PermanentError):
         text = "; ".join(f"{field}: {message}" for field, message in problems)
         super().__init__(text or "the job is invalid")
         self.problems = problems
+
+
+def spends_attempt(exc: TransientError) -> bool:
+    """Return whether a transient error counts against the retry budget.
+
+    Waiting for the rate limit, a working token or another worker's lease is
+    not a failure of the job (design note 9).
+    """
+    return not isinstance(exc, RateLimited | CapsuleUnauthorized | LeaseHeld)

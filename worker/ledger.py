@@ -286,6 +286,10 @@ class Ledger:
         args = [older_than_ms, limit, f"{self._prefix}:job:"]
         return int(self._scripts["prune"](keys=keys, args=args))
 
+    def count_failure(self, key: str, step: str) -> int:
+        """Count one failed try of ``step``; returns the step's failures."""
+        return int(self._redis.hincrby(self.job_key(key), f"failures:{step}", 1))
+
     def touch(self, key: str) -> None:
         """Mark an unfinished job as just looked after (sweep bookkeeping)."""
         self._redis.zadd(self._active, {key: now_ms()}, xx=True)

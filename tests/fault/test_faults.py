@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import PersistentRedis, Simulator, Worker, marker_of, wait_for
+from tests.support import (
+    BETA,
+    PersistentRedis,
+    Simulator,
+    Worker,
+    marker_of,
+    wait_for,
+)
 from worker.celery_app import create_app
 from worker.connections import connect_redis
 from worker.ledger import TERMINAL_STATES, Ledger
@@ -276,14 +283,21 @@ def test_job_that_kills_its_worker_ends_dead_while_others_flow(
     ledger = Ledger(connect_redis(settings.redis_url), settings.key_prefix)
     producer = Producer(ledger, create_app(settings), settings.key_prefix)
     start_worker(settings=settings, pool="prefork", concurrency=2)
-    poison = a_job()
+    # The poison job's party search is slow, so each run is killed before
+    # anything is sent; the other jobs give their party by id.
+    simulator.faults(
+        {"kind": "latency", "method": "GET", "path": "/parties/search", "delay_s": 1.0}
+    )
+    poison = a_job(party={"name": "Acme Corporation"})
     stop = threading.Event()
     killer = threading.Thread(
         target=_kill_every_holder, args=(ledger, poison["idempotencyKey"], stop)
     )
     killer.start()
     try:
-        others = [a_job() for _ in range(10)]
+        others = [a_job(party=None, partyId=BETA) for _ in range(10)]
+        for other in others:
+            del other["party"]
         enqueue(producer, [poison, *others])
         keys = [poison["idempotencyKey"]] + [j["idempotencyKey"] for j in others]
         states = all_finished(ledger, keys, 120)
@@ -396,3 +410,29 @@ def test_create_lost_with_its_worker_is_adopted_not_dead(
     assert created_per_key(simulator, [job["idempotencyKey"]]) == {
         job["idempotencyKey"]: 1
     }
+
+
+def test_without_marker_field_the_name_search_adopts(
+    simulator: Simulator,
+    fault_settings: Settings,
+    start_worker: Callable[..., Worker],
+) -> None:
+    """Without a marker field, a create answered 502 is found among the
+    party's opportunities by name and adopted: still one opportunity."""
+    settings = fault_settings.with_overrides(capsule_job_key_field="")
+    ledger = Ledger(connect_redis(settings.redis_url), settings.key_prefix)
+    producer = Producer(ledger, create_app(settings), settings.key_prefix)
+    start_worker(settings=settings, pool="prefork", concurrency=2)
+    job = a_job(name=f"Unmarked deal {uuid.uuid4().hex[:8]}")
+    simulator.faults(
+        {"kind": "commit_502", "method": "POST", "path": "/opportunities", "count": 1}
+    )
+
+    enqueue(producer, [job])
+    states = all_finished(ledger, [job["idempotencyKey"]], 60)
+
+    named = [o for o in simulator.opportunities() if o["name"] == job["name"]]
+    assert states == {job["idempotencyKey"]: "verified"}
+    assert [o["id"] for o in named] == [
+        ledger.get(job["idempotencyKey"]).opportunity_id
+    ]  # type: ignore[union-attr]
