@@ -11,16 +11,19 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 import redis
 
 from worker.connections import connect_redis, redacted
-from worker.errors import ConfigurationError
+from worker.deadletter import DeadLetterStore
+from worker.errors import ConfigurationError, JobInvalid
+from worker.job import Job, parse_job
 from worker.ledger import STATES, Ledger
 from worker.logs import configure_logging
-from worker.producer import EnqueueReport, Producer, read_jobs
+from worker.producer import EnqueueReport, Producer, Refusal, read_jobs
 from worker.settings import Settings
 
 #: Seconds between polls of ``oppsync wait``.
@@ -87,6 +90,31 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     simulate.add_argument("options", nargs=argparse.REMAINDER)
+
+    dead = commands.add_parser("dead", help="list, show, replay or purge dead jobs")
+    dead_commands = dead.add_subparsers(required=True, metavar="ACTION")
+    listing = dead_commands.add_parser("list", help="list dead jobs")
+    listing.add_argument("--reason", help="only this reason (e.g. lookup)")
+    listing.add_argument("--since", help="only dead since this ISO date or time (UTC)")
+    listing.add_argument("--json", action="store_true", help="print JSON lines")
+    listing.set_defaults(handler=cmd_dead_list)
+    show = dead_commands.add_parser("show", help="show one dead job")
+    show.add_argument("key")
+    show.set_defaults(handler=cmd_dead_show)
+    replay = dead_commands.add_parser("replay", help="try dead jobs again")
+    replay.add_argument("keys", nargs="*", metavar="KEY")
+    replay.add_argument("--reason", help="every dead job with this reason")
+    replay.add_argument("--all", action="store_true", help="every dead job")
+    replay.add_argument(
+        "--with",
+        dest="with_file",
+        metavar="FILE",
+        help="replace the job (one key) with this JSON job; - is stdin",
+    )
+    replay.set_defaults(handler=cmd_dead_replay)
+    purge = dead_commands.add_parser("purge", help="forget every dead job for good")
+    purge.add_argument("--yes", action="store_true", help="do not ask")
+    purge.set_defaults(handler=cmd_dead_purge)
 
     demo = commands.add_parser(
         "demo", help="run the whole pipeline on the bundled data"
@@ -171,6 +199,122 @@ def print_counts(counts: dict[str, int], out: TextIO) -> None:
     """Print the number of jobs in each state, in pipeline order."""
     for state in STATES:
         print(f"{state:10} {counts.get(state, 0)}", file=out)
+
+
+def _dead_store(settings: Settings) -> DeadLetterStore:
+    from worker.celery_app import create_app
+
+    ledger = Ledger(connect_redis(settings.redis_url), settings.key_prefix)
+    producer = Producer(
+        ledger,
+        create_app(settings),
+        settings.key_prefix,
+        settings.capsule_job_key_field,
+    )
+    return DeadLetterStore(ledger, producer)
+
+
+def cmd_dead_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List dead jobs: key, reason, time and message, or JSON lines."""
+    since_ms = _parse_since(args.since) if args.since else None
+    for letter in _dead_store(settings).letters(args.reason, since_ms):
+        if args.json:
+            print(json.dumps(letter.as_json()))
+        else:
+            when = time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.dead_at_ms / 1000)
+            )
+            print(f"{letter.key}\t{letter.reason}\t{when}\t{letter.message}")
+    return 0
+
+
+def _parse_since(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"--since: {text!r} is not an ISO date or time"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def cmd_dead_show(args: argparse.Namespace, settings: Settings) -> int:
+    """Print one dead letter as JSON; exit 1 when the job is not dead."""
+    letter = _dead_store(settings).show(args.key)
+    if letter is None:
+        print(f"oppsync: no dead job with key {args.key!r}", file=sys.stderr)
+        return 1
+    print(json.dumps(letter.as_json(), indent=2))
+    return 0
+
+
+def cmd_dead_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Replay dead jobs; exit 1 when one was refused or not dead."""
+    store = _dead_store(settings)
+    keys = list(args.keys)
+    if args.all or args.reason:
+        keys += [x.key for x in store.letters(None if args.all else args.reason)]
+    if not keys:
+        print("oppsync: name keys, --reason R or --all", file=sys.stderr)
+        return 2
+    if args.with_file and len(keys) != 1:
+        print("oppsync: --with replaces exactly one job", file=sys.stderr)
+        return 2
+    job = _corrected_job(args.with_file, keys[0]) if args.with_file else None
+    if isinstance(job, int):
+        return job
+    failed = 0
+    for key in keys:
+        outcome = store.replay(key, job)
+        failed += outcome == "not_dead"
+        print(
+            f"{key}: {'not dead, nothing to do' if outcome == 'not_dead' else outcome}"
+        )
+    return 1 if failed else 0
+
+
+def _corrected_job(path: str, key: str) -> Job | int:
+    if path == "-":
+        items = list(read_jobs(sys.stdin.buffer))
+    else:
+        with Path(path).open("rb") as handle:
+            items = list(read_jobs(handle))
+    if len(items) != 1:
+        print("oppsync: --with takes exactly one job", file=sys.stderr)
+        return 2
+    data = items[0][1]
+    if isinstance(data, Refusal) or not isinstance(data, dict):
+        print("oppsync: --with: the job is not a JSON object", file=sys.stderr)
+        return 1
+    if data.setdefault("idempotencyKey", key) != key:
+        print(f"oppsync: --with: the job's key must be {key!r}", file=sys.stderr)
+        return 1
+    try:
+        return parse_job(data)
+    except JobInvalid as exc:
+        for field, message in exc.problems:
+            print(f"{field}: {message}", file=sys.stderr)
+        return 1
+
+
+def cmd_dead_purge(args: argparse.Namespace, settings: Settings) -> int:
+    """Forget every dead job, after confirmation (or ``--yes``)."""
+    store = _dead_store(settings)
+    keys = [x.key for x in store.letters()]
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                "oppsync: purge needs --yes when not run at a terminal", file=sys.stderr
+            )
+            return 2
+        answer = input(f"Forget {len(keys)} dead jobs for good? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("nothing purged")
+            return 1
+    print(f"purged {store.purge(keys)} dead jobs")
+    return 0
 
 
 def run_simulator(argv: list[str]) -> int:

@@ -294,14 +294,46 @@ class Ledger:
         """Mark an unfinished job as just looked after (sweep bookkeeping)."""
         self._redis.zadd(self._active, {key: now_ms()}, xx=True)
 
+    def revive(self, key: str, job: Job | None = None) -> str:
+        """Bring a dead job back, optionally with a corrected payload.
+
+        Returns:
+            ``queued``, ``created`` (its opportunity is known: verify next)
+            or ``not_dead`` (nothing changed; replaying twice is harmless).
+        """
+        payload = fingerprint = ""
+        if job is not None:
+            payload = json.dumps(job.canonical(), separators=(",", ":"), sort_keys=True)
+            fingerprint = job.fingerprint()
+        keys = self._dead_keys(key)
+        keys.insert(2, self._active)
+        args = [key, now_ms(), payload, fingerprint]
+        return str(self._scripts["revive"](keys=keys, args=args))
+
+    def forget_dead(self, key: str) -> bool:
+        """Delete a dead job and its dead letter; False if it is not dead."""
+        keys = self._dead_keys(key)
+        return bool(self._scripts["forget_dead"](keys=keys, args=[key]))
+
+    def _dead_keys(self, key: str) -> list[str]:
+        return [
+            self.job_key(key),
+            self._states,
+            f"{self._prefix}:dead",
+            f"{self._prefix}:dead:{key}",
+        ]
+
     def dead_letter(self, key: str) -> dict[str, str]:
         """Return the dead-letter record of ``key`` (empty when none)."""
         data = cast(dict[str, str], self._redis.hgetall(f"{self._prefix}:dead:{key}"))
         return data
 
-    def dead_keys(self) -> list[str]:
-        """Return every dead job's key, oldest first."""
-        keys = cast(list[str], self._redis.zrange(f"{self._prefix}:dead", 0, -1))
+    def dead_keys(self, since_ms: int | None = None) -> list[str]:
+        """Return dead jobs' keys, oldest first (those dead since ``since_ms``)."""
+        low = "-inf" if since_ms is None else since_ms
+        keys = cast(
+            list[str], self._redis.zrangebyscore(f"{self._prefix}:dead", low, "+inf")
+        )
         return keys
 
 
@@ -316,6 +348,8 @@ _SCRIPT_NAMES = (
     "begin_run",
     "end_run",
     "prune",
+    "revive",
+    "forget_dead",
 )
 
 

@@ -14,10 +14,10 @@ from typing import Any, BinaryIO
 
 from celery import Celery
 
-from worker.celery_app import CREATE_TASK
+from worker.celery_app import CREATE_TASK, VERIFY_TASK
 from worker.errors import JobInvalid
 from worker.job import Job, parse_job
-from worker.ledger import Ledger
+from worker.ledger import JobRecord, Ledger
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,19 @@ class Producer:
             )
             report.enqueued += 1
             report.keys.append(job.key)
+
+    def resend(self, record: JobRecord) -> None:
+        """Queue a known job's next step again: its verification when the
+        opportunity is recorded, else its create. Idempotent per job key."""
+        account = record.payload.get("account")
+        extra = {"account": account} if account else {}
+        if record.opportunity_id is not None:
+            args: list[Any] = [record.key, record.opportunity_id]
+            self._app.send_task(VERIFY_TASK, args=args, kwargs=extra, queue=self._queue)
+        else:
+            self._app.send_task(
+                CREATE_TASK, args=[record.key], kwargs=extra, queue=self._queue
+            )
 
     def _writes_marker(self, job: Job) -> bool:
         marker = self._marker_field
