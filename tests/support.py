@@ -364,3 +364,18 @@ def _pings(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.ConnectionError:
         return False
+
+
+def run_oppsync(
+    settings: Settings, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``oppsync ARGS`` in a subprocess with the settings' environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        env={**os.environ, **settings.to_env(), **(env or {})},
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT, SESSION_PREFIXES, Worker
+from tests.support import REPO_ROOT, SESSION_PREFIXES, Worker, run_oppsync
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -21,15 +21,7 @@ def oppsync(
     settings: Settings, *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``oppsync ARGS`` with the settings' environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-        env={**os.environ, **settings.to_env(), **(env or {})},
-    )
+    return run_oppsync(settings, *args, stdin=stdin, env=env)
 
 
 def job_line(key: str, **extra: object) -> str:

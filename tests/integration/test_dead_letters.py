@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import REPO_ROOT, Simulator, Worker, wait_for
+from tests.support import Simulator, Worker, run_oppsync, wait_for
 from worker.ledger import TERMINAL_STATES, Ledger
 from worker.producer import Producer
 from worker.settings import Settings
@@ -20,18 +19,10 @@ pytestmark = pytest.mark.integration
 
 
 def oppsync(
-    settings: Settings, *args: str, stdin: str = ""
+    settings: Settings, *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``oppsync ARGS`` with the settings' environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-        env={**settings.to_env(), "PATH": ""},
-    )
+    return run_oppsync(settings, *args, stdin=stdin, env=env)
 
 
 def dead_job(producer: Producer, ledger: Ledger, party: str) -> dict[str, Any]:
