@@ -101,16 +101,10 @@ class Creation:
         only; safe to retry.
         """
         record = self._ledger.get(key)
-        if record is None or not record.create_pending:
+        if record is None:
             return None
         job = parse_job(record.payload)
-        resolved = self._resolver.resolve(job)
-        found = self._reconciler.find(
-            key, job.name, resolved.party_id, record.first_sent_at_ms
-        )
-        if found is None:
-            return None
-        return CreateOutcome(self._record(key, found, "adopted"), "adopted")
+        return self._adopt(key, record, job, self._resolver.resolve(job))
 
     def _attempt(
         self, key: str, holder: str, record: JobRecord | None, progress: _Progress
@@ -119,14 +113,24 @@ class Creation:
             return CreateOutcome(None, "missing")
         job = parse_job(record.payload)
         resolved = self._resolver.resolve(job)
-        if record.create_pending:
-            found = self._reconciler.find(
-                key, job.name, resolved.party_id, record.first_sent_at_ms
-            )
-            if found is not None:
-                return CreateOutcome(self._record(key, found, "adopted"), "adopted")
+        adopted = self._adopt(key, record, job, resolved)
+        if adopted is not None:
+            return adopted
         progress.nothing_in_flight = True
         return self._post(key, holder, job, resolved)
+
+    def _adopt(
+        self, key: str, record: JobRecord, job: Job, resolved: Resolved
+    ) -> CreateOutcome | None:
+        """Look for, and record, what an earlier create in flight made."""
+        if not record.create_pending:
+            return None
+        found = self._reconciler.find(
+            key, job.name, resolved.party_id, record.first_sent_at_ms
+        )
+        if found is None:
+            return None
+        return CreateOutcome(self._record(key, found, "adopted"), "adopted")
 
     def _post(
         self, key: str, holder: str, job: Job, resolved: Resolved

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from worker.ledger import now_ms
+from worker.ledger import JobRecord, now_ms
 
 #: Most parked jobs resumed by one sweep.
 RESUME_BATCH = 1000
@@ -49,6 +49,15 @@ class ParkedStep:
         return cls(
             step, key, int(opportunity) if opportunity else None, account or None
         )
+
+
+def next_step(record: JobRecord) -> ParkedStep:
+    """Return a known job's next step: its verification when the
+    opportunity is recorded, else its create."""
+    account = record.payload.get("account")
+    if record.opportunity_id is not None:
+        return ParkedStep("verify", record.key, record.opportunity_id, account)
+    return ParkedStep("create", record.key, account=account)
 
 
 class ParkingLot:

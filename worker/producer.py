@@ -18,6 +18,7 @@ from worker.celery_app import CREATE_TASK, VERIFY_TASK
 from worker.errors import JobInvalid
 from worker.job import Job, parse_job
 from worker.ledger import JobRecord, Ledger
+from worker.parking import next_step
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,16 @@ class Producer:
             report.keys.append(job.key)
 
     def resend(self, record: JobRecord) -> None:
-        """Queue a known job's next step again: its verification when the
-        opportunity is recorded, else its create. Idempotent per job key."""
-        account = record.payload.get("account")
-        extra = {"account": account} if account else {}
-        if record.opportunity_id is not None:
-            args: list[Any] = [record.key, record.opportunity_id]
+        """Queue a known job's next step again (see :func:`next_step`).
+        Idempotent per job key."""
+        step = next_step(record)
+        extra = {"account": step.account} if step.account else {}
+        if step.step == "verify":
+            args: list[Any] = [step.key, step.opportunity_id]
             self._app.send_task(VERIFY_TASK, args=args, kwargs=extra, queue=self._queue)
         else:
             self._app.send_task(
-                CREATE_TASK, args=[record.key], kwargs=extra, queue=self._queue
+                CREATE_TASK, args=[step.key], kwargs=extra, queue=self._queue
             )
 
     def _writes_marker(self, job: Job) -> bool:

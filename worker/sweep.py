@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from worker.ledger import TERMINAL_STATES, now_ms
-from worker.parking import ParkedStep
+from worker.parking import ParkedStep, next_step
 
 if TYPE_CHECKING:
     from worker.runtime import Runtime
@@ -64,11 +64,7 @@ def rescue_stale_jobs(rt: Runtime, send: StepSender) -> int:
             continue
         if record.updated_at_ms > cutoff_ms:
             continue
-        account = record.payload.get("account")
-        if record.opportunity_id is not None:
-            send(ParkedStep("verify", key, record.opportunity_id, account))
-        else:
-            send(ParkedStep("create", key, account=account))
+        send(next_step(record))
         rt.ledger.touch(key)
         rescued += 1
     return rescued
