@@ -191,6 +191,11 @@ def marker_of(opportunity: dict[str, Any], field_id: int = JOB_KEY_FIELD) -> str
 SESSION_PREFIXES: list[str] = []
 
 
+def queue_key(settings: Settings) -> str:
+    """Return the Redis list that holds the settings' waiting task messages."""
+    return f"{settings.key_prefix}:celery:{settings.key_prefix}"
+
+
 def settings_for(sim: Simulator, **overrides: Any) -> Settings:
     """Settings for a worker against ``sim`` under a fresh key prefix."""
     base = Settings.from_env().with_overrides(
@@ -308,7 +313,7 @@ class Worker:
             self.process.wait(10)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -318,7 +323,7 @@ class PersistentRedis:
     """A private redis-server with append-only persistence, restartable."""
 
     def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.folder = folder
         self.process: subprocess.Popen[bytes] | None = None
 

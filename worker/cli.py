@@ -10,10 +10,10 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
 import redis
 
@@ -23,6 +23,7 @@ from worker.errors import ConfigurationError, JobInvalid
 from worker.job import Job, parse_job
 from worker.ledger import STATES, Ledger
 from worker.logs import configure_logging
+from worker.mapping import JobMapping, map_records, read_csv_rows
 from worker.producer import EnqueueReport, Producer, Refusal, read_jobs
 from worker.settings import Settings
 
@@ -71,7 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     enqueue = commands.add_parser("enqueue", help="validate and enqueue jobs")
     enqueue.add_argument(
-        "file", nargs="?", default="-", help="JSON Lines or array; - is stdin"
+        "file", nargs="?", default="-", help="JSON Lines, JSON array or CSV; - is stdin"
+    )
+    enqueue.add_argument(
+        "--map",
+        metavar="MAPPING",
+        help="a mapping file (TOML) that turns each record into a job",
+    )
+    enqueue.add_argument(
+        "--format",
+        choices=["auto", "json", "csv"],
+        default="auto",
+        help="input format (auto: csv for *.csv, else json)",
     )
     enqueue.set_defaults(handler=cmd_enqueue)
 
@@ -116,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--yes", action="store_true", help="do not ask")
     purge.set_defaults(handler=cmd_dead_purge)
 
+    serve = commands.add_parser("serve", help="serve HTTP ingest (POST /v1/jobs)")
+    serve.add_argument("--host", help="address to bind (OPPSYNC_INGEST_HOST)")
+    serve.add_argument("--port", type=int, help="port (OPPSYNC_INGEST_PORT)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS: certificate")
+    serve.add_argument("--tls-key", metavar="FILE", help="serve HTTPS: private key")
+    serve.set_defaults(handler=cmd_serve)
+
     demo = commands.add_parser(
         "demo", help="run the whole pipeline on the bundled data"
     )
@@ -131,23 +150,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     """Enqueue jobs from a file or stdin; exit 1 when any was refused."""
-    from worker.celery_app import create_app
 
     client = connect_redis(settings.redis_url)
     client.ping()
-    producer = Producer(
-        Ledger(client, settings.key_prefix),
-        create_app(settings),
-        settings.key_prefix,
-        settings.capsule_job_key_field,
-    )
+    producer = Producer.for_settings(settings, Ledger(client, settings.key_prefix))
+    mapping = JobMapping.load(Path(args.map)) if args.map else None
     if args.file == "-":
-        report = producer.submit_all(read_jobs(sys.stdin.buffer))
+        report = producer.submit_all(_records(sys.stdin.buffer, args, mapping))
     else:
         with Path(args.file).open("rb") as handle:
-            report = producer.submit_all(read_jobs(handle))
+            report = producer.submit_all(_records(handle, args, mapping))
     print_report(report, sys.stdout)
     return 1 if report.refusals else 0
+
+
+def _records(
+    stream: BinaryIO, args: argparse.Namespace, mapping: JobMapping | None
+) -> Iterator[tuple[int, Any]]:
+    """Yield ``(position, job or Refusal)`` read from ``stream``: CSV rows
+    or JSON values, turned into jobs by ``mapping`` when one is given."""
+    is_csv = args.format == "csv" or (
+        args.format == "auto" and args.file.lower().endswith(".csv")
+    )
+    if is_csv and mapping is None:
+        raise ConfigurationError("CSV input needs --map MAPPING to become jobs")
+    items = read_csv_rows(stream) if is_csv else read_jobs(stream)
+    return items if mapping is None else map_records(mapping, items)
 
 
 def print_report(report: EnqueueReport, out: TextIO) -> None:
@@ -202,15 +230,9 @@ def print_counts(counts: dict[str, int], out: TextIO) -> None:
 
 
 def _dead_store(settings: Settings) -> DeadLetterStore:
-    from worker.celery_app import create_app
 
     ledger = Ledger(connect_redis(settings.redis_url), settings.key_prefix)
-    producer = Producer(
-        ledger,
-        create_app(settings),
-        settings.key_prefix,
-        settings.capsule_job_key_field,
-    )
+    producer = Producer.for_settings(settings, ledger)
     return DeadLetterStore(ledger, producer)
 
 
@@ -325,6 +347,29 @@ def run_simulator(argv: list[str]) -> int:
     if not {"--seed", "--dataset", "-h", "--help"} & set(argv):
         argv = [*argv, "--dataset", str(DATA_DIR)]
     return simulator_main(argv)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve HTTP ingest under uvicorn until interrupted."""
+    import uvicorn
+
+    from worker.ingest import build_service, create_ingest_app
+
+    settings.check_ingest()
+    configure_logging(settings.log_level, settings.log_format)
+    client = connect_redis(settings.redis_url)
+    client.ping()
+    app = create_ingest_app(settings, build_service(settings, client))
+    uvicorn.run(
+        app,
+        host=args.host or settings.ingest_host,
+        port=settings.ingest_port if args.port is None else args.port,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
+        log_config=None,
+        server_header=False,
+    )
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import httpx
 import redis
 
-from worker.celery_app import create_app, worker_command
+from worker.celery_app import worker_command
 from worker.connections import connect_redis, redacted
 from worker.dataset import DATA_DIR, sales_pipeline_jobs
 from worker.ledger import STATES, TERMINAL_STATES, Ledger
@@ -100,12 +100,7 @@ def _drive(
     out: TextIO,
 ) -> int:
     ledger = Ledger(client, settings.key_prefix)
-    producer = Producer(
-        ledger,
-        create_app(settings),
-        settings.key_prefix,
-        settings.capsule_job_key_field,
-    )
+    producer = Producer.for_settings(settings, ledger)
     first = producer.submit_all(sales_pipeline_jobs(DATA_DIR))
     print(
         f"enqueued {first.enqueued} jobs, refused {first.refused} "

@@ -110,8 +110,20 @@ class MilestoneRef(_Model):
     name: NonBlank
 
 
+def _one_of(*names: str) -> dict[str, Any]:
+    """JSON Schema: exactly one of ``names`` is given."""
+    return {"oneOf": [{"required": [name]} for name in names]}
+
+
+def _not_both(first: str, second: str) -> dict[str, Any]:
+    """JSON Schema: ``first`` and ``second`` are not both given."""
+    return {"not": {"required": [first, second]}}
+
+
 class OwnerRef(_Model):
     """A user named by username or by full name."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of("username", "name"))
 
     username: NonBlank | None = None
     name: NonBlank | None = None
@@ -139,6 +151,8 @@ class Value(_Model):
 class FieldValue(_Model):
     """One custom field value, its definition given by id or by name."""
 
+    model_config = ConfigDict(json_schema_extra=_one_of("definitionId", "definition"))
+
     definition_id: CapsuleId | None = None
     definition: NonBlank | None = None
     value: str | int | float | bool | None
@@ -155,6 +169,21 @@ AccountName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 class Job(_Model):
     """One opportunity to create, as a producer asked for it."""
+
+    # The id-or-name rules, stated in the published schema too (a null
+    # counts as absent, which JSON Schema's "required" cannot say).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {"anyOf": [{"required": ["partyId"]}, {"required": ["party"]}]},
+                {"anyOf": [{"required": ["milestoneId"]}, {"required": ["milestone"]}]},
+                _not_both("partyId", "party"),
+                _not_both("milestoneId", "milestone"),
+                _not_both("ownerId", "owner"),
+                _not_both("teamId", "team"),
+            ]
+        }
+    )
 
     idempotency_key: IdempotencyKey | None = None
     account: AccountName | None = None

@@ -10,15 +10,16 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from celery import Celery
 
-from worker.celery_app import CREATE_TASK, VERIFY_TASK
+from worker.celery_app import CREATE_TASK, VERIFY_TASK, create_app
 from worker.errors import JobInvalid
 from worker.job import Job, parse_job
 from worker.ledger import JobRecord, Ledger
 from worker.parking import next_step
+from worker.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,23 @@ class Refusal:
     position: int
     field: str
     message: str
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What became of one offered job.
+
+    Attributes:
+        outcome: ``enqueued``, ``duplicate`` (same key, same content: nothing
+            queued), ``conflict`` (same key, other content) or ``refused``.
+        key: the job's idempotency key, when the job was valid enough to
+            have one.
+        problems: ``(field, message)`` pairs for a refusal or a conflict.
+    """
+
+    outcome: Literal["enqueued", "duplicate", "conflict", "refused"]
+    key: str | None
+    problems: list[tuple[str, str]]
 
 
 @dataclass
@@ -62,37 +80,59 @@ class Producer:
         self._queue = queue
         self._marker_field = marker_field
 
+    @classmethod
+    def for_settings(cls, settings: Settings, ledger: Ledger) -> Producer:
+        """Return a producer on the settings' broker, queue and marker field."""
+        return cls(
+            ledger,
+            create_app(settings),
+            settings.key_prefix,
+            settings.capsule_job_key_field,
+        )
+
     def submit(self, data: Any, position: int, report: EnqueueReport) -> None:
         """Validate and enqueue one job, recording the outcome in ``report``.
 
-        Idempotent: a key already admitted with the same content is counted
-        as a duplicate and queues nothing; other content under the same key
-        is refused as a conflict.
+        Idempotent: see :meth:`offer`.
+        """
+        offer = self.offer(data)
+        if offer.outcome == "enqueued":
+            report.enqueued += 1
+            report.keys.append(offer.key or "")
+        elif offer.outcome == "duplicate":
+            report.duplicates += 1
+        report.refusals += [Refusal(position, f, m) for f, m in offer.problems]
+
+    def offer(self, data: Any) -> Offer:
+        """Validate one job and enqueue it unless its key is known.
+
+        Idempotent: a key already admitted with the same content is a
+        duplicate and queues nothing; other content under the same key is a
+        conflict. Redis and broker errors propagate (nothing is retried
+        here; offering the same job again is always safe).
         """
         try:
             job = parse_job(data)
         except JobInvalid as exc:
-            report.refusals += [Refusal(position, f, m) for f, m in exc.problems]
-            return
+            return Offer("refused", None, list(exc.problems))
         if self._writes_marker(job):
             message = (
                 f"must not set {self._marker_field!r}: oppsync writes the job key there"
             )
-            report.refusals.append(Refusal(position, "fields", message))
-            return
+            return Offer("refused", job.key, [("fields", message)])
+
         admission = self._ledger.admit(job)
-        if admission == "duplicate":
-            report.duplicates += 1
-        elif admission == "conflict":
+        if admission == "conflict":
             message = f"key {job.key!r} is already taken by a job with other content"
-            report.refusals.append(Refusal(position, "idempotencyKey", message))
-        else:
-            extra = {"account": job.account} if job.account else {}
-            self._app.send_task(
-                CREATE_TASK, args=[job.key], kwargs=extra, queue=self._queue
-            )
-            report.enqueued += 1
-            report.keys.append(job.key)
+            return Offer("conflict", job.key, [("idempotencyKey", message)])
+        if admission == "duplicate":
+            return Offer("duplicate", job.key, [])
+
+        extra = {"account": job.account} if job.account else {}
+        self._app.send_task(
+            CREATE_TASK, args=[job.key], kwargs=extra, queue=self._queue
+        )
+        return Offer("enqueued", job.key, [])
 
     def resend(self, record: JobRecord) -> None:
         """Queue a known job's next step again (see :func:`next_step`).
@@ -141,10 +181,12 @@ def read_jobs(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
         return
     for number, line in enumerate(data.splitlines(), start=1):
         if line.strip():
-            yield number, _parse(line, number)
+            yield number, decode_json(line, number)
 
 
-def _parse(raw: bytes, position: int) -> Any:
+def decode_json(raw: bytes, position: int) -> Any:
+    """Return the JSON value in ``raw``, or a :class:`Refusal` at
+    ``position`` saying why it is not one (never raises)."""
     try:
         return json.loads(
             raw.decode("utf-8"),
@@ -172,7 +214,7 @@ def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _array_items(data: bytes) -> Iterator[tuple[int, Any]]:
-    items = _parse(data, 1)
+    items = decode_json(data, 1)
     if isinstance(items, Refusal):
         yield 1, items
         return

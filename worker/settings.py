@@ -63,6 +63,15 @@ class Settings:
     ready_file: str = ""
     log_format: str = "auto"
     log_level: str = "INFO"
+    ingest_tokens: str = field(default="", repr=False)
+    ingest_signing_secret: str = field(default="", repr=False)
+    ingest_signature_header: str = "X-Oppsync-Signature"
+    ingest_require_signature: bool = False
+    ingest_max_body_bytes: int = 1_048_576
+    ingest_max_jobs: int = 500
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = 8080
+    maps_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +117,30 @@ class Settings:
                 'e.g. {"eu": "..."} (its content is not shown here).'
             )
         return {**tokens, **extra}
+
+    def ingest_token_list(self) -> list[str]:
+        """Return the bearer tokens ``oppsync serve`` accepts
+        (``OPPSYNC_INGEST_TOKENS``, comma-separated; blanks ignored)."""
+        return [t.strip() for t in self.ingest_tokens.split(",") if t.strip()]
+
+    def check_ingest(self) -> None:
+        """Refuse to serve HTTP ingest without any way to authenticate.
+
+        Raises:
+            ConfigurationError: no token and no signing secret, or a
+                signature is required but no secret is set.
+        """
+        if not self.ingest_token_list() and not self.ingest_signing_secret:
+            raise ConfigurationError(
+                "oppsync serve needs credentials for its clients: set "
+                "OPPSYNC_INGEST_TOKENS (comma-separated bearer tokens) or "
+                "OPPSYNC_INGEST_SIGNING_SECRET (HMAC-SHA256 of the body)."
+            )
+        if self.ingest_require_signature and not self.ingest_signing_secret:
+            raise ConfigurationError(
+                "OPPSYNC_INGEST_REQUIRE_SIGNATURE is on but "
+                "OPPSYNC_INGEST_SIGNING_SECRET is not set."
+            )
 
     def check_values(self) -> None:
         """Refuse negative times and counts, and malformed accounts.

@@ -166,3 +166,45 @@ def test_worker_refuses_unsafe_bounds(settings: Settings) -> None:
 
     assert result.returncode != 0
     assert "worker_refused_to_start" in result.stderr + result.stdout
+
+
+def test_enqueue_with_a_mapping_reads_csv_rows(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`enqueue --map` turns CSV rows into jobs; a row it cannot use is refused
+    by line and job field, and the rows around it go in."""
+    prefix = uuid.uuid4().hex[:6]
+    rows = tmp_path / "deals.csv"
+    rows.write_text(
+        "opportunity_id,sales_agent,product,account,deal_stage,"
+        "engage_date,close_date,close_value\n"
+        f"{prefix}1,Moses Frase,GTXPro,Betatech,Won,2016-10-20,2017-03-01,1054\n"
+        f"{prefix}2,Moses Frase,GTXPro,,Won,2016-10-20,2017-03-01,1054\n"
+        f"{prefix}3,Moses Frase,GTXPro,Betatech,Prospecting,,,\n"
+    )
+    mapping = str(REPO_ROOT / "examples" / "crm-sales.toml")
+
+    result = oppsync(settings, "enqueue", "--map", mapping, str(rows))
+    unmapped = oppsync(settings, "enqueue", str(rows))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        "line 3: party: is required (or give partyId)",
+        "enqueued 2, duplicates 0, refused 1",
+    ]
+    assert oppsync(settings, "status", f"{prefix}1").returncode == 0
+    assert unmapped.returncode == 2
+    assert "--map" in unmapped.stderr
+
+
+def test_enqueue_refuses_a_broken_mapping_by_entry(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A mapping with an unknown job field stops the run before any job is read."""
+    mapping = tmp_path / "broken.toml"
+    mapping.write_text('[fields]\n"party.nmae" = "account"\n')
+
+    result = oppsync(settings, "enqueue", "--map", str(mapping), "-", stdin="{}\n")
+
+    assert result.returncode == 2
+    assert "party.nmae" in result.stderr
