@@ -18,7 +18,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -368,6 +369,33 @@ def _pings(client: redis.Redis) -> bool:
     try:
         return bool(client.ping())
     except redis.ConnectionError:
+        return False
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """Run ``oppsync serve`` with the settings; yield its base URL once
+    ``/readyz`` answers 200, and stop it on exit."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "serve"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **settings.to_env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{settings.ingest_port}"
+    try:
+        wait_for(lambda: _answers(f"{url}/readyz"), 30, "oppsync serve")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
         return False
 
 

@@ -18,12 +18,13 @@ from typing import Any, BinaryIO, TextIO
 import redis
 
 from worker.connections import connect_redis, redacted
+from worker.csvrows import read_csv_rows
 from worker.deadletter import DeadLetterStore
 from worker.errors import ConfigurationError, JobInvalid
 from worker.job import Job, parse_job
 from worker.ledger import STATES, Ledger
 from worker.logs import configure_logging
-from worker.mapping import JobMapping, map_records, read_csv_rows
+from worker.mapping import JobMapping, map_records
 from worker.producer import EnqueueReport, Producer, Refusal, read_jobs
 from worker.settings import Settings
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from worker.mapping import JobMapping, map_records, read_csv_rows
+from worker.csvrows import read_csv_rows
+from worker.mapping import JobMapping, map_records
 
 #: The data set bundled with the package.
 DATA_DIR = Path(__file__).parent / "data"

@@ -272,7 +272,7 @@ class JobRoutes:
         mapping = self._service.mappings.get(mapping_name or "")
         if mapping_name is not None and mapping is None:
             return _error(400, f"no mapping named {mapping_name!r} is configured")
-        items = decode_json(body, 0)
+        items = decode_json(body.removeprefix(b"\xef\xbb\xbf"), 0)
         if isinstance(items, Refusal):
             return _error(400, f"the body is refused: {items.message}")
         batch = items if isinstance(items, list) else [items]

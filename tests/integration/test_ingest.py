@@ -29,6 +29,7 @@ from tests.support import (
     Worker,
     free_port,
     queue_key,
+    serving,
     settings_for,
     wait_for,
 )
@@ -407,28 +408,18 @@ def test_a_job_posted_over_a_socket_reaches_capsule(
     settings = settings_for(
         simulator, ingest_tokens=TOKEN, ingest_port=free_port(), maps_dir=""
     )
-    worker = Worker(settings, workdir, name="ingest").start()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "worker.cli", "serve"],
-        cwd=REPO_ROOT,
-        env={**os.environ, **settings.to_env()},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{settings.ingest_port}"
     payload = job(owner={"username": "bob"}, team={"name": "East"})
     key = payload["idempotencyKey"]
+    worker = Worker(settings, workdir, name="ingest").start()
     try:
-        wait_for(lambda: _answers(f"{base}/readyz"), timeout_s=30)
-        for _ in range(2):  # a sender retrying after a lost answer
-            posted = httpx.post(f"{base}/v1/jobs", json=payload, headers=AUTH)
-            assert posted.status_code == 202
-        done = wait_for(
-            lambda: _state(base, key) in {"verified", "repaired"}, timeout_s=60
-        )
+        with serving(settings) as base:
+            for _ in range(2):  # a sender retrying after a lost answer
+                posted = httpx.post(f"{base}/v1/jobs", json=payload, headers=AUTH)
+                assert posted.status_code == 202
+            done = wait_for(
+                lambda: _state(base, key) in {"verified", "repaired"}, timeout_s=60
+            )
     finally:
-        server.terminate()
-        server.wait(timeout=15)
         worker.stop()
 
     assert done
@@ -440,13 +431,19 @@ def test_a_job_posted_over_a_socket_reaches_capsule(
     assert created[0]["owner"]["id"] == 2 and created[0]["team"]["id"] == 10
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _state(base: str, key: str) -> str:
     response = httpx.get(f"{base}/v1/jobs/{key}", headers=AUTH, timeout=5.0)
     return str(response.json().get("state", ""))
+
+
+def test_a_body_with_a_byte_order_mark_is_read(
+    ingest: tuple[TestClient, Settings],
+) -> None:
+    """A UTF-8 byte order mark before the JSON does not make it unreadable."""
+    client, settings = ingest
+    body = b"\xef\xbb\xbf" + json.dumps(job()).encode()
+
+    response = client.post("/v1/jobs", content=body, headers=AUTH)
+
+    assert response.status_code == 202
+    assert queued(settings) == 1
