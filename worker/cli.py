@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -19,7 +21,7 @@ import redis
 
 from worker.connections import connect_redis, redacted
 from worker.csvrows import read_csv_rows
-from worker.deadletter import DeadLetterStore
+from worker.deadletter import DeadLetterStore, check_reason
 from worker.errors import ConfigurationError, JobInvalid
 from worker.job import Job, parse_job
 from worker.ledger import STATES, Ledger
@@ -239,6 +241,7 @@ def _dead_store(settings: Settings) -> DeadLetterStore:
 
 def cmd_dead_list(args: argparse.Namespace, settings: Settings) -> int:
     """List dead jobs: key, reason, time and message, or JSON lines."""
+    check_reason(args.reason)
     since_ms = _parse_since(args.since) if args.since else None
     for letter in _dead_store(settings).letters(args.reason, since_ms):
         if args.json:
@@ -273,28 +276,43 @@ def cmd_dead_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+#: What ``oppsync dead replay`` prints for each outcome.
+_REPLAY_OUTCOMES = {
+    "queued": "queued",
+    "created": "created (sent to verification)",
+    "not_dead": "not dead, nothing to do",
+    "unknown": "no job with this key",
+}
+
+
 def cmd_dead_replay(args: argparse.Namespace, settings: Settings) -> int:
-    """Replay dead jobs; exit 1 when one was refused or not dead."""
+    """Replay dead jobs; exit 1 when one was refused, unknown or not dead."""
+    check_reason(args.reason)
+    if args.with_file and (args.all or args.reason or len(args.keys) != 1):
+        print(
+            "oppsync: --with replaces exactly one job, named by its key",
+            file=sys.stderr,
+        )
+        return 2
+    if not (args.keys or args.all or args.reason):
+        print("oppsync: name keys, --reason R or --all", file=sys.stderr)
+        return 2
     store = _dead_store(settings)
     keys = list(args.keys)
     if args.all or args.reason:
         keys += [x.key for x in store.letters(None if args.all else args.reason)]
     if not keys:
-        print("oppsync: name keys, --reason R or --all", file=sys.stderr)
-        return 2
-    if args.with_file and len(keys) != 1:
-        print("oppsync: --with replaces exactly one job", file=sys.stderr)
-        return 2
+        print("no dead jobs to replay")
+        return 0
     job = _corrected_job(args.with_file, keys[0]) if args.with_file else None
     if isinstance(job, int):
         return job
+
     failed = 0
     for key in keys:
         outcome = store.replay(key, job)
-        failed += outcome == "not_dead"
-        print(
-            f"{key}: {'not dead, nothing to do' if outcome == 'not_dead' else outcome}"
-        )
+        failed += outcome in ("not_dead", "unknown")
+        print(f"{key}: {_REPLAY_OUTCOMES[outcome]}")
     return 1 if failed else 0
 
 
@@ -357,20 +375,46 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from worker.ingest import build_service, create_ingest_app
 
     settings.check_ingest()
+    host = args.host or settings.ingest_host
+    port = settings.ingest_port if args.port is None else args.port
+    _check_tls_files(args.tls_cert, args.tls_key)
+    _check_bindable(host, port)
     configure_logging(settings.log_level, settings.log_format)
     client = connect_redis(settings.redis_url)
     client.ping()
     app = create_ingest_app(settings, build_service(settings, client))
     uvicorn.run(
         app,
-        host=args.host or settings.ingest_host,
-        port=settings.ingest_port if args.port is None else args.port,
+        host=host,
+        port=port,
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
         log_config=None,
         server_header=False,
     )
     return 0
+
+
+def _check_tls_files(cert: str | None, key: str | None) -> None:
+    """Refuse half a TLS set-up or unreadable files, naming them."""
+    if (cert is None) != (key is None):
+        raise ConfigurationError("HTTPS needs both --tls-cert and --tls-key")
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigurationError(f"{option}: cannot read {path!r}")
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Refuse a port that is out of range or taken, before serving."""
+    if not 0 < port < 65536:
+        raise ConfigurationError(f"port {port} is not between 1 and 65535")
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

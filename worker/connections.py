@@ -9,27 +9,27 @@ import redis
 from worker.errors import ConfigurationError
 
 
-def connect_redis(url: str) -> redis.Redis:
+def connect_redis(url: str, timeout_s: float = 15.0) -> redis.Redis:
     """Return a Redis client for ``url`` that decodes replies to ``str``.
 
-    ``rediss://`` URLs verify the server certificate (redis-py's default is
-    kept on purpose; there is no silent fallback to an unverified
-    connection).
+    ``timeout_s`` bounds each command (connecting: at most 5 s). ``rediss://``
+    URLs verify the server certificate (redis-py's default is kept on
+    purpose; there is no silent fallback to an unverified connection).
     """
     try:
-        return _from_url(url)
+        return _from_url(url, timeout_s)
     except ValueError as exc:
         raise ConfigurationError(f"REDIS_URL is not a Redis URL: {exc}") from exc
 
 
-def _from_url(url: str) -> redis.Redis:
+def _from_url(url: str, timeout_s: float) -> redis.Redis:
     return redis.Redis.from_url(
         url,
         decode_responses=True,
-        socket_connect_timeout=5,
-        socket_timeout=15,
+        socket_connect_timeout=min(5.0, timeout_s),
+        socket_timeout=timeout_s,
         health_check_interval=30,
-        retry_on_timeout=True,
+        retry_on_timeout=timeout_s >= 5.0,
     )
 
 

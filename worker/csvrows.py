@@ -117,10 +117,12 @@ def _row(line: int, header: list[str], cells: list[str]) -> dict[str, str] | Ref
     problem = _encoding_problem(line, cells)
     if problem is not None:
         return problem
-    if len(cells) > len(header):
+    if len(cells) != len(header):
+        # A short row is as suspect as a long one: its cells may have
+        # shifted, and a silently missing column would be a lost field.
         message = f"has {len(cells)} cells but the header names {len(header)} columns"
         return Refusal(line, "(csv)", message)
-    return dict(zip(header, cells, strict=False))
+    return dict(zip(header, cells, strict=True))
 
 
 def _encoding_problem(line: int, cells: list[str]) -> Refusal | None:

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from worker.errors import ConfigurationError
 from worker.job import Job
 from worker.ledger import Ledger
 from worker.producer import Producer
@@ -69,6 +70,30 @@ class DeadLetter:
         }
 
 
+#: Every reason class a dead letter can carry.
+REASONS = (
+    "validation",
+    "lookup",
+    "rejected",
+    "exhausted",
+    "worker_lost",
+    "deadline",
+    "internal",
+)
+
+
+def check_reason(reason: str | None) -> None:
+    """Refuse a reason filter that no dead letter can ever match.
+
+    Raises:
+        ConfigurationError: naming the known reasons.
+    """
+    if reason is not None and reason not in REASONS:
+        raise ConfigurationError(
+            f"--reason {reason!r} is not a reason; reasons are {', '.join(REASONS)}"
+        )
+
+
 class DeadLetterStore:
     """Lists, replays and purges dead jobs."""
 
@@ -92,11 +117,12 @@ class DeadLetterStore:
         """Revive a dead job (with a corrected ``job`` if given) and queue it.
 
         Returns:
-            ``queued``, ``created`` (sent to verification) or ``not_dead``.
+            ``queued``, ``created`` (sent to verification), ``not_dead``
+            or ``unknown`` (no job has this key).
         """
         outcome = self._ledger.revive(key, job)
         if outcome == "not_dead":
-            return outcome
+            return outcome if self._ledger.get(key) else "unknown"
         record = self._ledger.get(key)
         if record is not None:
             self._producer.resend(record)

@@ -38,12 +38,14 @@ import structlog
 from kombu.exceptions import OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from worker.connections import connect_redis
 from worker.errors import JobInvalid
 from worker.job import Job
 from worker.ledger import Ledger
@@ -53,6 +55,10 @@ from worker.settings import Settings
 
 log = structlog.get_logger("oppsync.ingest")
 
+#: Problems listed per refused job in an answer.
+MAX_PROBLEMS = 20
+#: Seconds a readiness probe waits for Redis.
+PROBE_TIMEOUT_S = 2.0
 #: Seconds a client is asked to wait after a 503.
 RETRY_AFTER_S = 5
 #: HTTP status of a batch, by the most serious outcome in it.
@@ -78,7 +84,7 @@ class Guard:
         return cls(
             tokens=tuple(t.encode() for t in settings.ingest_token_list()),
             secret=settings.ingest_signing_secret.encode(),
-            signature_header=settings.ingest_signature_header,
+            signature_header=settings.ingest_signature_header.strip(),
             require_signature=settings.ingest_require_signature,
         )
 
@@ -173,10 +179,7 @@ class IngestService:
             record = self._ledger.get(offer.key or "")
             result["state"] = record.state if record else "unknown"
         if offer.problems:
-            result["errors"] = [
-                {"field": field, "message": message}
-                for field, message in offer.problems
-            ]
+            result["errors"] = _errors(offer.problems)
         return result
 
     def status(self, key: str) -> dict[str, Any] | None:
@@ -192,6 +195,22 @@ class IngestService:
             return False
 
 
+class JobKeyConvertor(Convertor[str]):
+    """A path segment that may hold any character, ``/`` and newlines
+    included, so that every key reaches the handler (and its 401 or 404)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("jobkey", JobKeyConvertor())
+
+
 def create_ingest_app(settings: Settings, service: IngestService) -> Starlette:
     """Return the ASGI app; ``settings`` gives limits and credentials.
 
@@ -205,7 +224,7 @@ def create_ingest_app(settings: Settings, service: IngestService) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/jobs", routes.post_jobs, methods=["POST"]),
-            Route("/v1/jobs/{key:path}", routes.get_job, methods=["GET"]),
+            Route("/v1/jobs/{key:jobkey}", routes.get_job, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", routes.readyz, methods=["GET"]),
             Route("/openapi.json", routes.openapi, methods=["GET"]),
@@ -224,7 +243,9 @@ def build_service(settings: Settings, client: redis.Redis) -> IngestService:
     ledger = Ledger(client, settings.key_prefix)
     producer = Producer.for_settings(settings, ledger)
     mappings = load_mappings(Path(settings.maps_dir)) if settings.maps_dir else {}
-    return IngestService(producer, ledger, client, mappings)
+    # Probes get their own client: a frozen Redis must fail them fast.
+    probe = connect_redis(settings.redis_url, timeout_s=PROBE_TIMEOUT_S)
+    return IngestService(producer, ledger, probe, mappings)
 
 
 async def http_error(_: Request, exc: Exception) -> Response:
@@ -271,7 +292,9 @@ class JobRoutes:
         mapping_name = request.query_params.get("map")
         mapping = self._service.mappings.get(mapping_name or "")
         if mapping_name is not None and mapping is None:
-            return _error(400, f"no mapping named {mapping_name!r} is configured")
+            return _error(
+                400, f"no mapping named {_shortened(mapping_name)!r} is configured"
+            )
         items = decode_json(body.removeprefix(b"\xef\xbb\xbf"), 0)
         if isinstance(items, Refusal):
             return _error(400, f"the body is refused: {items.message}")
@@ -306,7 +329,7 @@ class JobRoutes:
         except redis.RedisError:
             return _error(503, "the ledger is unreachable; ask again later")
         if status is None:
-            return _error(404, f"no job with key {key!r}")
+            return _error(404, f"no job with key {_shortened(key)!r}")
         return JSONResponse(status)
 
     async def openapi(self, _: Request) -> Response:
@@ -339,12 +362,27 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _errors(problems: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Return the problems as answer entries, at most ``MAX_PROBLEMS`` of
+    them (a job with thousands of unknown fields must not make the answer
+    thousands of times larger than the request)."""
+    shown = [{"field": f, "message": m} for f, m in problems[:MAX_PROBLEMS]]
+    if len(problems) > MAX_PROBLEMS:
+        more = len(problems) - MAX_PROBLEMS
+        shown.append({"field": "(job)", "message": f"and {more} more problems"})
+    return shown
+
+
 def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
     outcomes = [r["outcome"] for r in results]
     return {
         name: outcomes.count(name)
         for name in ("enqueued", "duplicate", "conflict", "refused")
     }
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _error(status: int, message: str) -> Response:

@@ -43,9 +43,17 @@ def _non_blank(value: Any) -> Any:
     return value
 
 
+#: Longest idempotency key, in characters.
+MAX_KEY_LENGTH = 200
+
+
 def _printable_key(value: Any) -> Any:
     if isinstance(value, str) and not value.isprintable():
         raise ValueError("must contain printable characters only")
+    if isinstance(value, str) and len(value) > MAX_KEY_LENGTH:
+        raise ValueError(
+            f"must be at most {MAX_KEY_LENGTH} characters, got {len(value)}"
+        )
     return value
 
 
@@ -87,7 +95,10 @@ Amount = Annotated[Decimal, BeforeValidator(_exact_amount)]
 CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
 CapsuleId = Annotated[StrictInt, Field(gt=0)]
 IdempotencyKey = Annotated[
-    str, BeforeValidator(_printable_key), Field(min_length=1, max_length=200)
+    str,
+    BeforeValidator(_printable_key),
+    BeforeValidator(_non_blank),
+    Field(min_length=1, max_length=MAX_KEY_LENGTH),
 ]
 
 

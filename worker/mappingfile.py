@@ -48,6 +48,8 @@ _OPTIONS = {
 _MISSING = ("error", "omit", "keep")
 _TOP_LEVEL = ("description", "tables", "fields")
 _CSV_TABLE_KEYS = ("csv", "key", "value")
+#: Largest CSV lookup table file, in bytes.
+MAX_TABLE_BYTES = 50 * 1024 * 1024
 
 _TEMPLATE_TOKEN_RE = re.compile(r"(\{\{|\}\}|\{[^{}]*\}|[{}])")
 #: A day every usable date format reads back from its own output.
@@ -153,7 +155,7 @@ def _load_csv_table(base: Path, spec: dict[str, Any]) -> dict[str, str]:
         if not isinstance(spec.get(option), str) or not spec[option]:
             raise Unusable(f"needs {option!r} as text")
 
-    path = base / spec["csv"]
+    path = _table_path(base, spec["csv"])
     try:
         reader = CsvReader(path.read_bytes())
     except OSError as exc:
@@ -161,6 +163,19 @@ def _load_csv_table(base: Path, spec: dict[str, Any]) -> dict[str, str]:
     _check_columns(path, reader.header, (spec["key"], spec["value"]))
 
     return _table_entries(path, reader.rows(), spec["key"], spec["value"])
+
+
+def _table_path(base: Path, name: str) -> Path:
+    """Return the table file, which must be a regular file of at most
+    ``MAX_TABLE_BYTES`` inside the mapping's folder."""
+    path = (base / name).resolve()
+    if not path.is_relative_to(base.resolve()):
+        raise Unusable(f"names {name!r}, which is not inside {base}")
+    if path.exists() and not path.is_file():
+        raise Unusable(f"names {name!r}, which is not a regular file")
+    if path.exists() and path.stat().st_size > MAX_TABLE_BYTES:
+        raise Unusable(f"names {name!r}, which is over {MAX_TABLE_BYTES} bytes")
+    return path
 
 
 def _check_columns(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,6 +18,8 @@ from worker.errors import ConfigurationError
 
 #: The account a job uses when it names none (token: CAPSULE_API_TOKEN).
 DEFAULT_ACCOUNT = "default"
+#: An HTTP header name (RFC 9110 token characters).
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 #: Capsule's public v2 base URL.
 CAPSULE_DEFAULT_URL = "https://api.capsulecrm.com/api/v2"
 
@@ -136,6 +139,16 @@ class Settings:
                 "OPPSYNC_INGEST_TOKENS (comma-separated bearer tokens) or "
                 "OPPSYNC_INGEST_SIGNING_SECRET (HMAC-SHA256 of the body)."
             )
+        if self.ingest_max_jobs < 1 or self.ingest_max_body_bytes < 1:
+            raise ConfigurationError(
+                "OPPSYNC_INGEST_MAX_JOBS and OPPSYNC_INGEST_MAX_BODY_BYTES must "
+                "be at least 1."
+            )
+        if not _HEADER_NAME.fullmatch(self.ingest_signature_header.strip()):
+            raise ConfigurationError(
+                "OPPSYNC_INGEST_SIGNATURE_HEADER must be an HTTP header name "
+                f"(letters, digits, '-'), got {self.ingest_signature_header!r}."
+            )
         if self.ingest_require_signature and not self.ingest_signing_secret:
             raise ConfigurationError(
                 "OPPSYNC_INGEST_REQUIRE_SIGNATURE is on but "
@@ -247,10 +260,24 @@ def _defaults() -> dict[str, Any]:
     return {name: f.default for name, f in Settings.__dataclass_fields__.items()}
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _boolean(name: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word not in _TRUE | _FALSE:
+        raise ConfigurationError(
+            f"{env_name(name)} must be true or false (also 1/0, yes/no, "
+            f"on/off), got {raw!r}."
+        )
+    return word in _TRUE
+
+
 def _coerce(name: str, raw: str, default: Any) -> Any:
     try:
         if isinstance(default, bool):
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
+            return _boolean(name, raw)
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, float):

@@ -110,3 +110,23 @@ def test_purge_needs_confirmation(
     assert purged.returncode == 0
     assert ledger.get(key) is None
     assert ledger.dead_letter(key) == {}
+
+
+def test_replay_says_what_it_could_not_do(settings: Settings) -> None:
+    """Unknown reasons, unknown keys, empty selections and a misplaced --with
+    each get their own message."""
+    unknown_reason = oppsync(settings, "dead", "replay", "--reason", "LOOKUP")
+    listing = oppsync(settings, "dead", "list", "--reason", "nonsense")
+    nothing = oppsync(settings, "dead", "replay", "--reason", "deadline")
+    unknown_key = oppsync(settings, "dead", "replay", "never-seen-key")
+    misplaced = oppsync(
+        settings, "dead", "replay", "--reason", "lookup", "--with", "fixed.json"
+    )
+
+    assert unknown_reason.returncode == listing.returncode == 2
+    assert "reasons are validation, lookup" in unknown_reason.stderr
+    assert (nothing.returncode, nothing.stdout) == (0, "no dead jobs to replay\n")
+    assert unknown_key.returncode == 1
+    assert unknown_key.stdout == "never-seen-key: no job with this key\n"
+    assert misplaced.returncode == 2
+    assert "exactly one job" in misplaced.stderr

@@ -87,9 +87,13 @@ def test_row_longer_than_the_header_is_refused() -> None:
     ]
 
 
-def test_row_shorter_than_the_header_lacks_the_last_columns() -> None:
-    """Missing trailing cells are absent values, not refusals."""
-    assert csv_items(b"a,b,c\n1\n") == [(2, {"a": "1"})]
+def test_row_shorter_than_the_header_is_refused_and_reading_goes_on() -> None:
+    """A row missing cells may have shifted its values: it is refused, the
+    next row is read."""
+    assert csv_items(b"a,b,c\n1\n1,2,3\n") == [
+        (2, Refusal(2, "(csv)", "has 1 cells but the header names 3 columns")),
+        (3, {"a": "1", "b": "2", "c": "3"}),
+    ]
 
 
 def test_oversized_csv_field_is_refused_and_reading_goes_on() -> None:

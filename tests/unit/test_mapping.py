@@ -683,6 +683,29 @@ def test_csv_table_whose_file_is_missing_is_refused(tmp_path: Path) -> None:
     assert "nope.csv, which cannot be read" in message
 
 
+@pytest.mark.parametrize(
+    ("name", "complaint"),
+    [
+        ("../outside.csv", "is not inside"),
+        ("/etc/hostname", "is not inside"),
+        ("sub", "is not a regular file"),
+    ],
+)
+def test_csv_table_must_be_a_file_beside_the_mapping(
+    tmp_path: Path, name: str, complaint: str
+) -> None:
+    """A lookup table is read only from the mapping's own folder, and only
+    from a regular file (no devices, no folders, no path escapes)."""
+    folder = tmp_path / "maps"
+    (folder / "sub").mkdir(parents=True)
+    (tmp_path / "outside.csv").write_text("a,b\nx,y\n")
+    toml = f"[tables.t]\ncsv = '{name}'\nkey = 'a'\nvalue = 'b'\n[fields]\nname='a'"
+
+    message = load_error(folder, toml)
+
+    assert f"table 't' names {name!r}, which {complaint}" in message
+
+
 def test_csv_table_whose_columns_are_missing_is_refused(tmp_path: Path) -> None:
     """Key and value must be columns of the CSV file's header."""
     (tmp_path / "t.csv").write_text("agent,office\nAnn,East\n")

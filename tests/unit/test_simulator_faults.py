@@ -1,5 +1,7 @@
 """Matching and counting of injected faults."""
 
+import pytest
+
 from worker.simulator.faults import FaultInjector, FaultRule, parse_fault
 
 
@@ -42,3 +44,10 @@ def test_parse_fault_applies_defaults() -> None:
     rule = parse_fault({"kind": "error", "method": "post"})
 
     assert (rule.method, rule.path, rule.rate, rule.status) == ("POST", None, 1.0, 503)
+
+
+def test_parse_fault_refuses_unknown_fields() -> None:
+    """A misspelt field (say ``probability`` for ``rate``) is refused, not
+    silently dropped into a rule that fires every time."""
+    with pytest.raises(ValueError, match="probability"):
+        parse_fault({"kind": "error", "probability": 0.05})

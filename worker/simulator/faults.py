@@ -102,6 +102,12 @@ class FaultInjector:
         return None
 
 
+#: The fields of a fault rule's JSON form.
+_FAULT_FIELDS = frozenset(
+    {"kind", "method", "path", "rate", "count", "status", "delay_s"}
+)
+
+
 def parse_fault(raw: Any) -> FaultRule:
     """Build a rule from its JSON form.
 
@@ -110,6 +116,11 @@ def parse_fault(raw: Any) -> FaultRule:
     """
     if not isinstance(raw, dict) or raw.get("kind") not in FAULT_KINDS:
         raise ValueError(f"Expected a fault with kind in {FAULT_KINDS}, got {raw!r}.")
+    unknown = sorted(set(raw) - _FAULT_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"Unknown fault fields {unknown}; a fault takes {sorted(_FAULT_FIELDS)}."
+        )
 
     method = raw.get("method")
     return FaultRule(
