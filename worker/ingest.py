@@ -289,6 +289,8 @@ class JobRoutes:
         if not self._guard.passes(request.headers, body, bearer_ok):
             return _unauthorized()
 
+        if len(request.query_params.getlist("map")) > 1:
+            return _error(400, "give at most one map")
         mapping_name = request.query_params.get("map")
         mapping = self._service.mappings.get(mapping_name or "")
         if mapping_name is not None and mapping is None:
@@ -442,24 +444,25 @@ def _answer(description: str, schema: str = "Error") -> dict[str, Any]:
     }
 
 
+def _map_parameter(mapping_names: list[str]) -> dict[str, Any]:
+    return {
+        "name": "map",
+        "in": "query",
+        "required": False,
+        "schema": {"enum": mapping_names},
+        "description": "a configured mapping that turns each posted object "
+        "into a job (the body is then the sender's own shape)",
+    }
+
+
 def _paths(settings: Settings, mapping_names: list[str]) -> dict[str, Any]:
     batch = {
         "type": "array",
         "items": _ref("Job"),
         "maxItems": settings.ingest_max_jobs,
     }
-    post = {
+    post: dict[str, Any] = {
         "summary": "Enqueue one job or an array of jobs",
-        "parameters": [
-            {
-                "name": "map",
-                "in": "query",
-                "required": False,
-                "schema": {"enum": mapping_names},
-                "description": "a configured mapping that turns each posted "
-                "object into a job (the body is then the sender's own shape)",
-            }
-        ],
         "requestBody": {
             "required": True,
             "content": {
@@ -476,6 +479,8 @@ def _paths(settings: Settings, mapping_names: list[str]) -> dict[str, Any]:
             "503": _answer("Redis or the broker is unreachable"),
         },
     }
+    if mapping_names:  # the parameter exists only where mappings do
+        post["parameters"] = [_map_parameter(mapping_names)]
     get = {
         "summary": "One job's state",
         "security": [{"bearer": []}],

@@ -37,9 +37,16 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DECIMAL_RE = re.compile(r"^-?\d+(\.\d+)?$")
 
 
+#: Control characters no Capsule text field should receive (tab, line
+#: feed and carriage return are text).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _non_blank(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         raise ValueError("must not be blank")
+    if isinstance(value, str) and _CONTROL_RE.search(value):
+        raise ValueError("must not contain control characters")
     return value
 
 
@@ -93,7 +100,9 @@ def _currency_code(value: Any) -> Any:
 NonBlank = Annotated[str, BeforeValidator(_non_blank), Field(max_length=1000)]
 Amount = Annotated[Decimal, BeforeValidator(_exact_amount)]
 CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
-CapsuleId = Annotated[StrictInt, Field(gt=0)]
+#: Largest Capsule id accepted (a signed 64-bit integer).
+MAX_CAPSULE_ID = 2**63 - 1
+CapsuleId = Annotated[StrictInt, Field(gt=0, le=MAX_CAPSULE_ID)]
 IdempotencyKey = Annotated[
     str,
     BeforeValidator(_printable_key),

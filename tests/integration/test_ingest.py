@@ -365,6 +365,10 @@ def test_a_mapped_webhook_becomes_jobs(ingest: tuple[TestClient, Settings]) -> N
     assert queued(settings) == len(payloads)
     assert unknown.status_code == 400
     assert "nope" in unknown.json()["error"]
+    twice = client.post(
+        "/v1/jobs?map=webhook-leads&map=crm-sales", json=payloads, headers=AUTH
+    )
+    assert twice.status_code == 400
 
 
 def test_a_mapped_payload_missing_fields_is_refused_by_field(

@@ -67,6 +67,8 @@ def test_given_key_wins() -> None:
         ({"owner": {"username": "a", "name": "b"}}, "owner", "exactly one"),
         ({"idempotencyKey": ""}, "idempotencyKey", "must not be blank"),
         ({"idempotencyKey": " "}, "idempotencyKey", "must not be blank"),
+        ({"name": "a\x00b"}, "name", "must not contain control characters"),
+        ({"partyId": 2**63, "party": None}, "partyId", "less than or equal to"),
         ({"idempotencyKey": "k" * 201}, "idempotencyKey", "at most 200 characters"),
         ({"idempotencyKey": "a\nb"}, "idempotencyKey", "printable"),
         ({"idempotencyKey": "k" * 201}, "idempotencyKey", "at most 200"),
