@@ -121,6 +121,9 @@ def _check_worker(**_: Any) -> None:
     """Refuse to start on unsafe bounds; warn about risky Redis settings."""
     try:
         settings = Settings.from_env()
+        # worker_init can come before setup_logging: configure first so
+        # that these lines have the shape of every other.
+        configure_logging(settings.log_level, settings.log_format)
         settings.check_broker_bounds()
         if not settings.account_tokens():
             settings.require_token()
