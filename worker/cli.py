@@ -288,6 +288,9 @@ _REPLAY_OUTCOMES = {
 def cmd_dead_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Replay dead jobs; exit 1 when one was refused, unknown or not dead."""
     check_reason(args.reason)
+    if args.keys and (args.all or args.reason):
+        print("oppsync: name keys, or --reason R, or --all; not both", file=sys.stderr)
+        return 2
     if args.with_file and (args.all or args.reason or len(args.keys) != 1):
         print(
             "oppsync: --with replaces exactly one job, named by its key",
@@ -382,7 +385,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_format)
     client = connect_redis(settings.redis_url)
     client.ping()
-    app = create_ingest_app(settings, build_service(settings, client))
+    app = create_ingest_app(settings, build_service(settings))
     uvicorn.run(
         app,
         host=host,

@@ -25,6 +25,7 @@ the same batch again is always safe: accepted jobs come back as duplicates.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import threading
@@ -57,6 +58,8 @@ log = structlog.get_logger("oppsync.ingest")
 
 #: Problems listed per refused job in an answer.
 MAX_PROBLEMS = 20
+#: Seconds one Redis command of a request may take.
+REDIS_TIMEOUT_S = 3.0
 #: Seconds a readiness probe waits for Redis.
 PROBE_TIMEOUT_S = 2.0
 #: Seconds a client is asked to wait after a 503.
@@ -233,17 +236,20 @@ def create_ingest_app(settings: Settings, service: IngestService) -> Starlette:
     )
 
 
-def build_service(settings: Settings, client: redis.Redis) -> IngestService:
+def build_service(settings: Settings) -> IngestService:
     """Wire the service to Redis, the broker and the mapping directory.
 
     Raises:
         MappingInvalid: a mapping file in ``OPPSYNC_MAPS_DIR`` is broken.
     """
 
+    # A sender waits on every Redis call: a frozen Redis must turn into a
+    # 503 within seconds, not after the workers' patient timeouts.
+    client = connect_redis(settings.redis_url, timeout_s=REDIS_TIMEOUT_S)
     ledger = Ledger(client, settings.key_prefix)
     producer = Producer.for_settings(settings, ledger)
     mappings = load_mappings(Path(settings.maps_dir)) if settings.maps_dir else {}
-    # Probes get their own client: a frozen Redis must fail them fast.
+    # Probes get their own client, with a shorter timeout still.
     probe = connect_redis(settings.redis_url, timeout_s=PROBE_TIMEOUT_S)
     return IngestService(producer, ledger, probe, mappings)
 
@@ -274,6 +280,7 @@ class JobRoutes:
         self._spec = spec
         self._max_body_bytes = settings.ingest_max_body_bytes
         self._max_jobs = settings.ingest_max_jobs
+        self._body_timeout_s = settings.ingest_body_timeout_s
         self._service = service
         self._guard = guard
 
@@ -281,13 +288,20 @@ class JobRoutes:
         """Validate and enqueue one job or an array of jobs."""
         bearer_ok = self._guard.has_valid_bearer(request.headers)
         if not self._guard.may_pass(request.headers, bearer_ok):
-            return _unauthorized()
+            return _unauthorized(self._guard.require_signature)
         try:
-            body = await read_body(request, self._max_body_bytes)
+            body = await asyncio.wait_for(
+                read_body(request, self._max_body_bytes), self._body_timeout_s
+            )
         except BodyTooLarge:
             return _too_large(f"the body exceeds {self._max_body_bytes} bytes")
+        except TimeoutError:
+            log.info("ingest_request_refused", reason="body_timeout")
+            return _error(
+                408, f"the body did not arrive within {self._body_timeout_s:g} s"
+            )
         if not self._guard.passes(request.headers, body, bearer_ok):
-            return _unauthorized()
+            return _unauthorized(self._guard.require_signature)
 
         if len(request.query_params.getlist("map")) > 1:
             return _error(400, "give at most one map")
@@ -392,9 +406,14 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _unauthorized() -> Response:
+def _unauthorized(signature_required: bool = False) -> Response:
     log.info("ingest_request_refused", reason="unauthenticated")
-    response = _error(401, "a valid bearer token or body signature is required")
+    needed = (
+        "a valid body signature is required"
+        if signature_required
+        else "a valid bearer token or body signature is required"
+    )
+    response = _error(401, needed)
     response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
@@ -474,6 +493,7 @@ def _paths(settings: Settings, mapping_names: list[str]) -> dict[str, Any]:
             "400": _answer("not JSON, too many jobs, or an unknown mapping"),
             "401": _answer("no valid token or signature"),
             "409": _answer("a key is taken by other content", "BatchResult"),
+            "408": _answer("the body did not arrive in time"),
             "413": _answer("the body is too large"),
             "422": _answer("some jobs refused; the rest enqueued", "BatchResult"),
             "503": _answer("Redis or the broker is unreachable"),

@@ -72,6 +72,7 @@ class Settings:
     ingest_require_signature: bool = False
     ingest_max_body_bytes: int = 1_048_576
     ingest_max_jobs: int = 500
+    ingest_body_timeout_s: float = 30.0
     ingest_host: str = "127.0.0.1"
     ingest_port: int = 8080
     maps_dir: str = ""

@@ -122,6 +122,7 @@ def test_replay_says_what_it_could_not_do(settings: Settings) -> None:
     misplaced = oppsync(
         settings, "dead", "replay", "--reason", "lookup", "--with", "fixed.json"
     )
+    mixed = oppsync(settings, "dead", "replay", "some-key", "--reason", "lookup")
 
     assert unknown_reason.returncode == listing.returncode == 2
     assert "reasons are validation, lookup" in unknown_reason.stderr
@@ -130,3 +131,5 @@ def test_replay_says_what_it_could_not_do(settings: Settings) -> None:
     assert unknown_key.stdout == "never-seen-key: no job with this key\n"
     assert misplaced.returncode == 2
     assert "exactly one job" in misplaced.stderr
+    assert mixed.returncode == 2
+    assert "not both" in mixed.stderr

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -66,7 +67,7 @@ def ingest_settings(**overrides: Any) -> Settings:
 
 def client_for(settings: Settings) -> TestClient:
     """Return a test client of the ingest app wired to real Redis."""
-    service = build_service(settings, connect_redis(settings.redis_url))
+    service = build_service(settings)
     return TestClient(create_ingest_app(settings, service))
 
 
@@ -322,9 +323,9 @@ def test_unknown_keys_are_404_and_probes_answer(
 def test_redis_down_is_a_503_not_a_500() -> None:
     """With Redis unreachable: /readyz and POST answer 503 with Retry-After."""
     settings = ingest_settings()
-    service = build_service(settings, connect_redis(settings.redis_url))
+    service = build_service(settings)
     dead = settings.with_overrides(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    dead_service = build_service(dead, connect_redis(dead.redis_url))
+    dead_service = build_service(dead)
 
     with TestClient(create_ingest_app(dead, dead_service)) as client:
         ready = client.get("/readyz")
@@ -451,3 +452,36 @@ def test_a_body_with_a_byte_order_mark_is_read(
 
     assert response.status_code == 202
     assert queued(settings) == 1
+
+
+def test_a_body_that_stalls_is_answered_408() -> None:
+    """A sender that stops mid-body gets 408 once the body timeout passes
+    (over a real socket: the test client would buffer the body)."""
+    settings = ingest_settings(ingest_body_timeout_s=0.5, ingest_port=free_port())
+    head = (
+        "POST /v1/jobs HTTP/1.1\r\nHost: oppsync\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n"
+    )
+
+    with (
+        serving(settings),
+        socket.create_connection(
+            ("127.0.0.1", settings.ingest_port), timeout=10
+        ) as sock,
+    ):
+        sock.sendall(head.encode() + b'{"name": ')
+        answer = sock.recv(4096)
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert queued(settings) == 0
+
+
+def test_a_required_signature_is_named_in_the_refusal() -> None:
+    """With signatures required, the 401 says a signature is what is missing."""
+    settings = ingest_settings(ingest_require_signature=True)
+
+    with client_for(settings) as client:
+        response = client.post("/v1/jobs", json=job(), headers=AUTH)
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "a valid body signature is required"

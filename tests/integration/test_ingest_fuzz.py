@@ -45,9 +45,7 @@ ENQUEUED: set[str] = set()
 
 SESSION_PREFIXES.append(SETTINGS.key_prefix)
 # Building the app touches no server: Redis is first used by a request.
-APP = create_ingest_app(
-    SETTINGS, build_service(SETTINGS, connect_redis(SETTINGS.redis_url))
-)
+APP = create_ingest_app(SETTINGS, build_service(SETTINGS))
 #: Schema-valid jobs may still be refused (422): the schema cannot state
 #: every rule (printable keys, real currency codes, non-blank text), so the
 #: "valid data is accepted" check is off; a too-large body is a rejection.
