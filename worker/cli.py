@@ -7,6 +7,7 @@ out or is missing; 2 it could not run at all (bad settings, Redis down).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import socket
@@ -153,18 +154,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     """Enqueue jobs from a file or stdin; exit 1 when any was refused."""
-
+    mapping = JobMapping.load(Path(args.map)) if args.map else None
+    data = sys.stdin.buffer.read() if args.file == "-" else _read(args.file)
     client = connect_redis(settings.redis_url)
     client.ping()
     producer = Producer.for_settings(settings, Ledger(client, settings.key_prefix))
-    mapping = JobMapping.load(Path(args.map)) if args.map else None
-    if args.file == "-":
-        report = producer.submit_all(_records(sys.stdin.buffer, args, mapping))
-    else:
-        with Path(args.file).open("rb") as handle:
-            report = producer.submit_all(_records(handle, args, mapping))
-    print_report(report, sys.stdout)
+
+    report = producer.submit_all(_records(io.BytesIO(data), args, mapping))
+    print_report(report, sys.stdout, _position_name(data, args))
     return 1 if report.refusals else 0
+
+
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def _position_name(data: bytes, args: argparse.Namespace) -> str:
+    """Return what a refusal's position counts: array items or lines."""
+    is_array = data.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
+    return "item" if is_array and not _is_csv(args) else "line"
+
+
+def _is_csv(args: argparse.Namespace) -> bool:
+    return bool(
+        args.format == "csv"
+        or (args.format == "auto" and args.file.lower().endswith(".csv"))
+    )
 
 
 def _records(
@@ -172,19 +187,19 @@ def _records(
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(position, job or Refusal)`` read from ``stream``: CSV rows
     or JSON values, turned into jobs by ``mapping`` when one is given."""
-    is_csv = args.format == "csv" or (
-        args.format == "auto" and args.file.lower().endswith(".csv")
-    )
+    is_csv = _is_csv(args)
     if is_csv and mapping is None:
         raise ConfigurationError("CSV input needs --map MAPPING to become jobs")
     items = read_csv_rows(stream) if is_csv else read_jobs(stream)
     return items if mapping is None else map_records(mapping, items)
 
 
-def print_report(report: EnqueueReport, out: TextIO) -> None:
-    """Print each refusal, then the summary line."""
+def print_report(report: EnqueueReport, out: TextIO, position: str = "line") -> None:
+    """Print each refusal (at its ``position``: line or item), then the
+    summary line."""
     for refusal in report.refusals:
-        print(f"line {refusal.position}: {refusal.field}: {refusal.message}", file=out)
+        where = f"{position} {refusal.position}"
+        print(f"{where}: {refusal.field}: {refusal.message}", file=out)
     print(
         f"enqueued {report.enqueued}, duplicates {report.duplicates}, "
         f"refused {report.refused}",

@@ -208,3 +208,17 @@ def test_enqueue_refuses_a_broken_mapping_by_entry(
 
     assert result.returncode == 2
     assert "party.nmae" in result.stderr
+
+
+def test_refusals_in_a_json_array_are_counted_by_item(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A pretty-printed array's refusals name the item, not a line."""
+    jobs = tmp_path / "jobs.json"
+    good = json.loads(job_line(f"arr-{uuid.uuid4().hex[:8]}"))
+    jobs.write_text(json.dumps([good, {"name": "x"}], indent=2))
+
+    result = oppsync(settings, "enqueue", str(jobs))
+
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].startswith("item 2: ")
