@@ -28,7 +28,13 @@ from worker.job import Job, parse_job
 from worker.ledger import STATES, Ledger
 from worker.logs import configure_logging
 from worker.mapping import JobMapping, map_records
-from worker.producer import EnqueueReport, Producer, Refusal, read_jobs
+from worker.producer import (
+    EnqueueReport,
+    Producer,
+    Refusal,
+    is_json_array,
+    read_jobs,
+)
 from worker.settings import Settings
 
 #: Seconds between polls of ``oppsync wait``.
@@ -171,8 +177,7 @@ def _read(path: str) -> bytes:
 
 def _position_name(data: bytes, args: argparse.Namespace) -> str:
     """Return what a refusal's position counts: array items or lines."""
-    is_array = data.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
-    return "item" if is_array and not _is_csv(args) else "line"
+    return "item" if is_json_array(data) and not _is_csv(args) else "line"
 
 
 def _is_csv(args: argparse.Namespace) -> bool:
@@ -248,7 +253,6 @@ def print_counts(counts: dict[str, int], out: TextIO) -> None:
 
 
 def _dead_store(settings: Settings) -> DeadLetterStore:
-
     ledger = Ledger(connect_redis(settings.redis_url), settings.key_prefix)
     producer = Producer.for_settings(settings, ledger)
     return DeadLetterStore(ledger, producer)
@@ -398,8 +402,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _check_tls_files(args.tls_cert, args.tls_key)
     _check_bindable(host, port)
     configure_logging(settings.log_level, settings.log_format)
-    client = connect_redis(settings.redis_url)
-    client.ping()
+    connect_redis(settings.redis_url).ping()  # fail now, not on a request
     app = create_ingest_app(settings, build_service(settings))
     uvicorn.run(
         app,

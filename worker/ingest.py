@@ -242,7 +242,6 @@ def build_service(settings: Settings) -> IngestService:
     Raises:
         MappingInvalid: a mapping file in ``OPPSYNC_MAPS_DIR`` is broken.
     """
-
     # A sender waits on every Redis call: a frozen Redis must turn into a
     # 503 within seconds, not after the workers' patient timeouts.
     client = connect_redis(settings.redis_url, timeout_s=REDIS_TIMEOUT_S)
@@ -311,7 +310,7 @@ class JobRoutes:
             return _error(
                 400, f"no mapping named {_shortened(mapping_name)!r} is configured"
             )
-        items = decode_json(body.removeprefix(b"\xef\xbb\xbf"), 0)
+        items = decode_json(body, 0)
         if isinstance(items, Refusal):
             return _error(400, f"the body is refused: {items.message}")
         batch = items if isinstance(items, list) else [items]

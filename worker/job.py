@@ -195,10 +195,8 @@ class Job(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "allOf": [
-                {"anyOf": [{"required": ["partyId"]}, {"required": ["party"]}]},
-                {"anyOf": [{"required": ["milestoneId"]}, {"required": ["milestone"]}]},
-                _not_both("partyId", "party"),
-                _not_both("milestoneId", "milestone"),
+                _one_of("partyId", "party"),
+                _one_of("milestoneId", "milestone"),
                 _not_both("ownerId", "owner"),
                 _not_both("teamId", "team"),
             ]

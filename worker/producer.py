@@ -167,6 +167,10 @@ class Producer:
         return report
 
 
+#: The UTF-8 byte order mark some tools write before text.
+_BOM = b"\xef\xbb\xbf"
+
+
 def read_jobs(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     """Yield ``(position, job or Refusal)`` from JSON Lines or a JSON array.
 
@@ -175,8 +179,8 @@ def read_jobs(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     :class:`Refusal` and reading goes on. Numbers with a fraction are read
     as :class:`Decimal`, so amounts stay exact.
     """
-    data = stream.read().removeprefix(b"\xef\xbb\xbf")
-    if data.lstrip().startswith(b"["):
+    data = stream.read().removeprefix(_BOM)
+    if is_json_array(data):
         yield from _array_items(data)
         return
     for number, line in enumerate(data.splitlines(), start=1):
@@ -184,12 +188,18 @@ def read_jobs(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
             yield number, decode_json(line, number)
 
 
+def is_json_array(data: bytes) -> bool:
+    """Return whether ``data`` holds a JSON array (rather than JSON Lines)."""
+    return data.removeprefix(_BOM).lstrip().startswith(b"[")
+
+
 def decode_json(raw: bytes, position: int) -> Any:
-    """Return the JSON value in ``raw``, or a :class:`Refusal` at
-    ``position`` saying why it is not one (never raises)."""
+    """Return the JSON value in ``raw`` (a UTF-8 byte order mark allowed),
+    or a :class:`Refusal` at ``position`` saying why it is not one (never
+    raises)."""
     try:
         return json.loads(
-            raw.decode("utf-8"),
+            raw.removeprefix(_BOM).decode("utf-8"),
             parse_float=Decimal,
             object_pairs_hook=_object_without_repeats,
         )
